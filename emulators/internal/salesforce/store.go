@@ -1,0 +1,354 @@
+package salesforce
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cosell/cosell/emulators/internal/sfschema"
+)
+
+// entry is one stored record. rec is never mutated once stored: writers
+// replace the entry's map (copy on write), so maps handed to readers stay
+// consistent.
+type entry struct {
+	rec      map[string]any
+	modstamp time.Time
+	deleted  time.Time // zero while live
+}
+
+// table holds one sObject's records.
+type table struct {
+	obj   *sfschema.Object
+	byID  map[string]*entry
+	order []string // ids in creation order; ids increase with it
+	// unique indexes External ID and unique fields: field name →
+	// lower-cased value → ids of live records.
+	unique map[string]map[string][]string
+	seq    uint64
+}
+
+// deletion is one row of the delete log getDeleted reads.
+type deletion struct {
+	object string
+	id     string
+	at     time.Time
+}
+
+// store is the in-memory org data. One RWMutex guards everything: writes
+// are short and a single lock makes allOrNone transactions simple.
+type store struct {
+	mu      sync.RWMutex
+	schema  *sfschema.Schema
+	tables  map[string]*table // by canonical object name
+	deletes []deletion
+	lastMod time.Time // latest modstamp handed out, so stamps never go back
+}
+
+func newStore(schema *sfschema.Schema) *store {
+	st := &store{schema: schema}
+	st.resetLocked()
+	return st
+}
+
+func (st *store) resetLocked() {
+	st.tables = map[string]*table{}
+	for _, o := range st.schema.Objects() {
+		t := &table{obj: o, byID: map[string]*entry{}, unique: map[string]map[string][]string{}}
+		for _, f := range o.Fields {
+			if f.Unique || f.ExternalID {
+				t.unique[f.Name] = map[string][]string{}
+			}
+		}
+		st.tables[o.Name] = t
+	}
+	st.deletes = nil
+}
+
+func (st *store) reset() {
+	st.mu.Lock()
+	st.resetLocked()
+	st.mu.Unlock()
+}
+
+// seed stores a record with a fixed id, for objects the API cannot create
+// (User, OpportunityStage).
+func (st *store) seed(object, id string, fields map[string]any, createdBy string, now time.Time) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	t := st.tables[object]
+	rec := make(map[string]any, len(t.obj.Fields)+1)
+	for _, f := range t.obj.Fields {
+		rec[f.Name] = nil
+	}
+	for k, v := range fields {
+		rec[k] = v
+	}
+	ts := sfschema.FormatDateTime(now)
+	rec["Id"], rec["IsDeleted"] = id, false
+	rec["CreatedDate"], rec["LastModifiedDate"], rec["SystemModstamp"] = ts, ts, ts
+	rec["CreatedById"], rec["LastModifiedById"] = createdBy, createdBy
+	t.byID[id] = &entry{rec: rec, modstamp: now}
+	t.order = append(t.order, id)
+	t.index(id, nil, rec)
+}
+
+// keyOf is the unique-index key of a value: text compares
+// case-insensitively, as External ID text fields do by default.
+func keyOf(v any) (string, bool) {
+	s, ok := v.(string)
+	if !ok || s == "" {
+		return "", false
+	}
+	return strings.ToLower(s), true
+}
+
+// index moves id's unique-index entries from old to rec (either may be
+// nil).
+func (t *table) index(id string, old, rec map[string]any) {
+	for field, idx := range t.unique {
+		var ok, nk string
+		var hasOld, hasNew bool
+		if old != nil {
+			ok, hasOld = keyOf(old[field])
+		}
+		if rec != nil {
+			nk, hasNew = keyOf(rec[field])
+		}
+		if hasOld == hasNew && ok == nk {
+			continue
+		}
+		if hasOld {
+			ids := idx[ok]
+			for i, x := range ids {
+				if x == id {
+					ids = append(ids[:i:i], ids[i+1:]...)
+					break
+				}
+			}
+			if len(ids) == 0 {
+				delete(idx, ok)
+			} else {
+				idx[ok] = ids
+			}
+		}
+		if hasNew {
+			idx[nk] = append(idx[nk], id)
+		}
+	}
+}
+
+// view is read access to the store, used under a read lock or inside a
+// write transaction. It implements soql.Store.
+type view struct{ st *store }
+
+// Scan calls fn with every record of object (deleted ones included; the
+// query engine filters on IsDeleted) in creation order until fn returns
+// false.
+func (v *view) Scan(object string, fn func(rec map[string]any) bool) {
+	t := v.st.table(object)
+	if t == nil {
+		return
+	}
+	for _, id := range t.order {
+		e := t.byID[id]
+		if e == nil {
+			continue
+		}
+		if !fn(e.rec) {
+			return
+		}
+	}
+}
+
+// Get returns the record of object with id (15 or 18 characters), deleted
+// or not.
+func (v *view) Get(object, id string) (map[string]any, bool) {
+	e := v.entry(object, id)
+	if e == nil {
+		return nil, false
+	}
+	return e.rec, true
+}
+
+func (v *view) entry(object, id string) *entry {
+	t := v.st.table(object)
+	if t == nil {
+		return nil
+	}
+	cid, ok := sfschema.CanonicalID(id)
+	if !ok {
+		return nil
+	}
+	return t.byID[cid]
+}
+
+// getLive returns a record that is not in the recycle bin.
+func (v *view) getLive(object, id string) (map[string]any, bool) {
+	e := v.entry(object, id)
+	if e == nil || !e.deleted.IsZero() {
+		return nil, false
+	}
+	return e.rec, true
+}
+
+// byUnique returns the live records whose unique/External ID field equals
+// value (case-insensitively).
+func (v *view) byUnique(object, field, value string) []string {
+	t := v.st.table(object)
+	if t == nil {
+		return nil
+	}
+	idx := t.unique[field]
+	if idx == nil {
+		return nil
+	}
+	return append([]string(nil), idx[strings.ToLower(value)]...)
+}
+
+func (st *store) table(object string) *table {
+	if t := st.tables[object]; t != nil {
+		return t
+	}
+	if o := st.schema.Object(object); o != nil {
+		return st.tables[o.Name]
+	}
+	return nil
+}
+
+// txn is a write transaction: it holds the write lock and an undo log so a
+// failed allOrNone batch (or a failed step of one write) leaves no trace.
+type txn struct {
+	view
+	undo []func()
+}
+
+func (tx *txn) savepoint() int { return len(tx.undo) }
+
+// rollbackTo undoes every change made after savepoint sp.
+func (tx *txn) rollbackTo(sp int) {
+	for i := len(tx.undo) - 1; i >= sp; i-- {
+		tx.undo[i]()
+	}
+	tx.undo = tx.undo[:sp]
+}
+
+// read runs fn with read access. Inside a Composite transaction (ctx
+// carries it) the transaction's lock is already held.
+func (st *store) read(ctx context.Context, fn func(v *view)) {
+	if tx := txFrom(ctx); tx != nil {
+		fn(&tx.view)
+		return
+	}
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	fn(&view{st: st})
+}
+
+// write runs fn in a transaction: if fn fails, its changes are undone.
+// Inside a surrounding Composite transaction, fn joins it.
+func (st *store) write(ctx context.Context, fn func(tx *txn) *restError) *restError {
+	if tx := txFrom(ctx); tx != nil {
+		sp := tx.savepoint()
+		err := fn(tx)
+		if err != nil {
+			tx.rollbackTo(sp)
+		}
+		return err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	tx := &txn{view: view{st: st}}
+	err := fn(tx)
+	if err != nil {
+		tx.rollbackTo(0)
+	}
+	return err
+}
+
+// begin starts a transaction the caller must end with commit or abort;
+// Composite allOrNone requests use it to span their subrequests.
+func (st *store) begin() *txn {
+	st.mu.Lock()
+	return &txn{view: view{st: st}}
+}
+
+func (tx *txn) commit() { tx.undo = nil; tx.st.mu.Unlock() }
+
+func (tx *txn) abort() { tx.rollbackTo(0); tx.st.mu.Unlock() }
+
+// stamp returns a modification time that never goes backwards.
+func (tx *txn) stamp(now time.Time) time.Time {
+	if now.Before(tx.st.lastMod) {
+		now = tx.st.lastMod
+	}
+	prev := tx.st.lastMod
+	tx.st.lastMod = now
+	tx.undo = append(tx.undo, func() { tx.st.lastMod = prev })
+	return now
+}
+
+// nextID allocates an id for object.
+func (tx *txn) nextID(t *table) string {
+	t.seq++
+	return sfschema.NewID(t.obj.KeyPrefix, t.seq)
+}
+
+// insert stores a new record (rec["Id"] already set).
+func (tx *txn) insert(t *table, rec map[string]any, modstamp time.Time) {
+	id, _ := rec["Id"].(string)
+	t.byID[id] = &entry{rec: rec, modstamp: modstamp}
+	t.order = append(t.order, id)
+	t.index(id, nil, rec)
+	tx.undo = append(tx.undo, func() {
+		t.index(id, rec, nil)
+		delete(t.byID, id)
+		if n := len(t.order); n > 0 && t.order[n-1] == id {
+			t.order = t.order[:n-1]
+		}
+	})
+}
+
+// replace swaps a record's map for rec.
+func (tx *txn) replace(t *table, id string, rec map[string]any, modstamp time.Time) {
+	old := t.byID[id]
+	t.byID[id] = &entry{rec: rec, modstamp: modstamp, deleted: old.deleted}
+	t.index(id, old.rec, rec)
+	tx.undo = append(tx.undo, func() {
+		t.index(id, rec, old.rec)
+		t.byID[id] = old
+	})
+}
+
+// markDeleted moves a record to the recycle bin.
+func (tx *txn) markDeleted(t *table, id string, rec map[string]any, at time.Time) {
+	old := t.byID[id]
+	t.byID[id] = &entry{rec: rec, modstamp: at, deleted: at}
+	t.index(id, old.rec, nil)
+	n := len(tx.st.deletes)
+	tx.st.deletes = append(tx.st.deletes, deletion{object: t.obj.Name, id: id, at: at})
+	tx.undo = append(tx.undo, func() {
+		tx.st.deletes = tx.st.deletes[:n]
+		t.index(id, nil, old.rec)
+		t.byID[id] = old
+	})
+}
+
+// dump returns every record by object (deleted ones included), for the
+// control API.
+func (v *view) dump() map[string][]map[string]any {
+	out := map[string][]map[string]any{}
+	names := make([]string, 0, len(v.st.tables))
+	for n := range v.st.tables {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		recs := []map[string]any{}
+		v.Scan(n, func(rec map[string]any) bool { recs = append(recs, rec); return true })
+		out[n] = recs
+	}
+	return out
+}
