@@ -1,0 +1,2 @@
+DROP TABLE gadgets;
+DELETE FROM widgets WHERE id = 1;

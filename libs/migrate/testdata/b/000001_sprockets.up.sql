@@ -1,0 +1,1 @@
+CREATE TABLE sprockets (id bigint PRIMARY KEY);

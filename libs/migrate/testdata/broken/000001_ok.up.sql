@@ -1,0 +1,1 @@
+CREATE TABLE fine (id bigint PRIMARY KEY);

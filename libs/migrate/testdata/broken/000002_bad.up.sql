@@ -1,0 +1,2 @@
+CREATE TABLE half (id bigint PRIMARY KEY);
+SELECT no_such_function();

@@ -1,0 +1,3 @@
+module github.com/cosell/cosell/migrations
+
+go 1.26

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS partnercenter_adapter.dead_letters;

@@ -1,0 +1,3 @@
+-- Each service keeps its tables in its own Postgres schema so names never collide
+-- and one service's migrations never touch another's tables.
+CREATE SCHEMA IF NOT EXISTS salesforce_adapter;

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS salesforce_adapter.dead_letters;

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS salesforce_adapter.observed;
+DROP TABLE IF EXISTS salesforce_adapter.cursors;
