@@ -153,7 +153,11 @@ func (h *harness) observed(t *testing.T, seq uint64) (*cosellv1.ReferralObserved
 	return &m, raw
 }
 
-func (h *harness) pending(t *testing.T) int {
+// acked reports whether every notification up to and including stream
+// sequence seq has been acknowledged. A message the handler failed and
+// nak'd with a delay counts in neither NumPending nor NumAckPending, so
+// only the ack floor proves it was handled.
+func (h *harness) acked(t *testing.T, seq uint64) bool {
 	t.Helper()
 	c, err := h.conn.JetStream().Consumer(context.Background(), bus.StreamNotifications, consumer.Durable)
 	if err != nil {
@@ -163,7 +167,7 @@ func (h *harness) pending(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return int(info.NumPending) + info.NumAckPending
+	return info.AckFloor.Stream >= seq && info.NumAckPending == 0
 }
 
 func TestNotificationBecomesSnapshotInTheSameTrace(t *testing.T) {
@@ -210,7 +214,8 @@ func TestNotificationBecomesSnapshotInTheSameTrace(t *testing.T) {
 	// A second notification for the unchanged referral (Partner Center
 	// retried) publishes nothing new: same snapshot, same Msg-Id.
 	h.notify(t, "referral-created", ref.ID, "n1-retry")
-	waitFor(t, "the retry to be handled", func() bool { return h.pending(t) == 0 })
+	retrySeq := h.streamMsgs(t, bus.StreamNotifications)
+	waitFor(t, "the retry to be handled", func() bool { return h.acked(t, retrySeq) })
 	if n := h.streamMsgs(t, bus.StreamReferrals); n != 1 {
 		t.Errorf("%d snapshots after a repeated notification, want 1", n)
 	}
@@ -228,13 +233,14 @@ func TestUnknownReferralIsRecordedAndDropped(t *testing.T) {
 	h := start(t)
 	const id = "9d4e3c1a-0000-4000-8000-000000000404"
 	h.notify(t, "referral-updated", id, "gone")
+	goneSeq := h.streamMsgs(t, bus.StreamNotifications)
 	var n int
 	waitFor(t, "the missing referral row", func() bool {
 		err := h.pool.QueryRow(context.Background(),
 			`SELECT count(*) FROM partnercenter_adapter.missing_referrals WHERE referral_id = $1 AND msg_id = 'gone'`, id).Scan(&n)
 		return err == nil && n == 1
 	})
-	waitFor(t, "the notification to be acknowledged", func() bool { return h.pending(t) == 0 })
+	waitFor(t, "the notification to be acknowledged", func() bool { return h.acked(t, goneSeq) })
 	if got := h.streamMsgs(t, bus.StreamReferrals); got != 0 {
 		t.Errorf("%d snapshots for a missing referral", got)
 	}
