@@ -61,6 +61,43 @@ func TestPasswordGrantReturnsV1TokenWithSignedJWT(t *testing.T) {
 	}
 }
 
+// TestAccessTokenLifetimeIsConfigurable checks that Config.AccessTokenLifetime
+// (-access-token-lifetime) drives expires_in, expires_on, the JWT exp claim
+// and the moment the API starts answering 401.
+func TestAccessTokenLifetimeIsConfigurable(t *testing.T) {
+	for _, lifetime := range []time.Duration{5 * time.Minute, 90 * time.Minute} {
+		t.Run(lifetime.String(), func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.AccessTokenLifetime = lifetime })
+			tok := e.passwordToken(AudienceReferrals)
+			exp := e.clock.Now().Add(lifetime).Unix()
+			secs := strconv.FormatInt(int64(lifetime/time.Second), 10)
+			if tok["expires_in"] != secs || tok["ext_expires_in"] != secs || tok["expires_on"] != strconv.FormatInt(exp, 10) {
+				t.Errorf("token JSON expires_in %v ext_expires_in %v expires_on %v, want %s, %s, %d",
+					tok["expires_in"], tok["ext_expires_in"], tok["expires_on"], secs, secs, exp)
+			}
+			claims := jwt.MapClaims{}
+			key := jwksKey(t, e)
+			if _, err := jwt.ParseWithClaims(tok["access_token"].(string), claims, func(*jwt.Token) (any, error) { return key, nil },
+				jwt.WithValidMethods([]string{"RS256"}), jwt.WithTimeFunc(e.clock.Now)); err != nil {
+				t.Fatalf("access token: %v", err)
+			}
+			if claims["exp"] != float64(exp) {
+				t.Errorf("exp claim = %v, want %d", claims["exp"], exp)
+			}
+
+			e.token = tok["access_token"].(string)
+			e.clock.Advance(lifetime - time.Second)
+			if r := e.api(http.MethodGet, collection, nil); r.status != http.StatusOK {
+				t.Fatalf("one second before expiry: %d %s", r.status, r.body)
+			}
+			e.clock.Advance(time.Second)
+			if r := e.api(http.MethodGet, collection, nil); r.status != http.StatusUnauthorized {
+				t.Fatalf("at expiry: %d, want 401: %s", r.status, r.body)
+			}
+		})
+	}
+}
+
 func TestTokenErrorsUseEntraErrorJSON(t *testing.T) {
 	e := newEnv(t, nil)
 	cases := []struct {

@@ -88,7 +88,14 @@ func TestCollectionsCreatePartialAndAllOrNone(t *testing.T) {
 	for i := 0; i < 201; i++ {
 		many = append(many, typed("Account", map[string]any{"Name": "x"}))
 	}
-	h.expectError(http.MethodPost, v+"/composite/sobjects", map[string]any{"records": many}, 400, "EXCEEDED_ID_LIMIT", "")
+	// The 200-record limit holds for create, update and upsert alike.
+	for _, call := range []struct{ method, path string }{
+		{http.MethodPost, "/composite/sobjects"},
+		{http.MethodPatch, "/composite/sobjects"},
+		{http.MethodPatch, "/composite/sobjects/Opportunity/Referral_Identifier__c"},
+	} {
+		h.expectError(call.method, v+call.path, map[string]any{"records": many}, 400, "EXCEEDED_ID_LIMIT", "")
+	}
 	h.expectError(http.MethodPost, v+"/composite/sobjects", `{"records": 5}`, 400, "JSON_PARSER_ERROR", "")
 }
 
