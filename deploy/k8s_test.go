@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -180,6 +181,7 @@ func checkWorkloads(t *testing.T, overlay string, m *manifest) {
 		}
 		for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
 			where := name + "/" + c.Name
+			checkEnvReferences(t, where, c, m)
 			sc := c.SecurityContext
 			if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
 				sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
@@ -245,6 +247,50 @@ func checkWorkloads(t *testing.T, overlay string, m *manifest) {
 		for name := range m.podSpecs() {
 			if pod := m.podSpecs()[name]; pod.Labels["app.kubernetes.io/component"] == "infrastructure" {
 				t.Errorf("%s runs %s; prod references external infrastructure", overlay, name)
+			}
+		}
+	}
+}
+
+// envRef is a $(VAR) reference in an env value, args or command.
+var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+
+// checkEnvReferences: the kubelet expands $(VAR) in an env value only with
+// variables defined before it (envFrom, then earlier env entries), and in
+// args and command with any of them; anything else stays literal text.
+func checkEnvReferences(t *testing.T, where string, c corev1.Container, m *manifest) {
+	defined := map[string]bool{}
+	for _, ef := range c.EnvFrom {
+		if ef.ConfigMapRef != nil {
+			if cm := m.configMaps[ef.ConfigMapRef.Name]; cm != nil {
+				for k := range cm.Data {
+					defined[ef.Prefix+k] = true
+				}
+			}
+		}
+		if ef.SecretRef != nil {
+			if s := m.secrets[ef.SecretRef.Name]; s != nil {
+				for k := range s.Data {
+					defined[ef.Prefix+k] = true
+				}
+				for k := range s.StringData {
+					defined[ef.Prefix+k] = true
+				}
+			}
+		}
+	}
+	for _, e := range c.Env {
+		for _, ref := range envRef.FindAllStringSubmatch(e.Value, -1) {
+			if !defined[ref[1]] {
+				t.Errorf("%s: env %s refers to $(%s), which is not defined before it; Kubernetes would leave it unexpanded", where, e.Name, ref[1])
+			}
+		}
+		defined[e.Name] = true
+	}
+	for _, a := range append(slices.Clone(c.Command), c.Args...) {
+		for _, ref := range envRef.FindAllStringSubmatch(a, -1) {
+			if !defined[ref[1]] {
+				t.Errorf("%s: %q refers to $(%s), which the container does not define", where, a, ref[1])
 			}
 		}
 	}

@@ -1,12 +1,16 @@
 package ctl_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -427,6 +431,65 @@ func TestAgainstStack(t *testing.T) {
 		code, _, errOut := sys.run(t, "backfill", "--since", "2020-01-01", "--partnercenter-adapter-bin", filepath.Join(binDir, "nope"))
 		if code != 1 || !strings.Contains(errOut, "--partnercenter-adapter-bin") {
 			t.Errorf("backfill with a missing binary: exit %d, %s", code, errOut)
+		}
+	})
+
+	t.Run("PartnerCenterLogin", func(t *testing.T) {
+		// The one-time consent of the Secure Application Model, as an
+		// operator gives it: cosellctl runs the adapter's `login` with this
+		// shell's PC_* variables; the emulator stands in for the admin who
+		// enters the code; the refresh token lands in the adapter's table.
+		for k, v := range sys.ServiceEnv("partnercenter-adapter", 0, 0) {
+			t.Setenv(k, v)
+		}
+		t.Setenv("PC_AUTH_MODE", "sam")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		before, err := sys.db.Int(ctx, `SELECT count(*) FROM partnercenter_adapter.refresh_tokens WHERE tenant_id = $1`, stack.PCTenantID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if before != 0 {
+			t.Fatalf("%d refresh tokens stored before the consent", before)
+		}
+
+		pr, pw := io.Pipe()
+		// The adapter prints the code and logs to stdout; its stderr (and
+		// cosellctl's errors) are read once Run has returned.
+		var errOut bytes.Buffer
+		app := &ctl.App{Stdout: pw, Stderr: &errOut, Getenv: func(k string) string { return sys.env[k] }}
+		done := make(chan int, 1)
+		go func() {
+			done <- app.Run(ctx, []string{"partnercenter", "login", "--partnercenter-adapter-bin", filepath.Join(binDir, "partnercenter-adapter")})
+			pw.Close()
+		}()
+		var out strings.Builder
+		userCode := regexp.MustCompile(`enter the code (\S+)`)
+		approved := false
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if m := userCode.FindStringSubmatch(sc.Text()); m != nil && !approved {
+				approved = true
+				if err := sys.pc.Control(ctx, http.MethodPost, "/devicecode/approve", map[string]string{"user_code": m[1]}, nil); err != nil {
+					t.Errorf("approve the device code %s: %v", m[1], err)
+				}
+			}
+		}
+		code := <-done
+		if code != 0 || !approved || !strings.Contains(out.String(), "To consent, open") || !strings.Contains(out.String(), "consent stored") {
+			t.Fatalf("cosellctl partnercenter login: exit %d, code approved %v\nstdout:\n%s\nstderr:\n%s", code, approved, out.String(), errOut.String())
+		}
+		after, err := sys.db.Int(ctx, `SELECT count(*) FROM partnercenter_adapter.refresh_tokens WHERE tenant_id = $1`, stack.PCTenantID)
+		if err != nil || after != 1 {
+			t.Errorf("refresh tokens stored after the consent: %d, %v; want 1", after, err)
+		}
+
+		// Without SAM there is nothing to consent to: the adapter says so.
+		t.Setenv("PC_AUTH_MODE", "password")
+		if code, _, errOut := sys.run(t, "partnercenter", "login", "--partnercenter-adapter-bin", filepath.Join(binDir, "partnercenter-adapter")); code != 1 ||
+			!strings.Contains(errOut, "partnercenter-adapter login failed") {
+			t.Errorf("login in password mode: exit %d, stderr %q", code, errOut)
 		}
 	})
 
