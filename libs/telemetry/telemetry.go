@@ -5,9 +5,9 @@
 //
 // OTLP export is configured only through the standard OTEL_EXPORTER_OTLP_*
 // variables (endpoint, headers, timeout, TLS, and protocol: http/protobuf,
-// the default, or grpc) and is off unless an endpoint is set. Without one the service still runs a real
-// SDK tracer provider, so spans get ids, trace context propagates to the
-// next service and every log line has a trace_id.
+// the default, or grpc) and is off unless an endpoint is set. Without one
+// the service's spans record nothing but still get ids, so trace context
+// propagates to the next service and every log line has a trace_id.
 //
 // What never goes on spans, metrics or logs: access and refresh tokens,
 // client secrets, private keys, Authorization and Cookie headers, passwords
@@ -70,8 +70,10 @@ type Config struct {
 // installs them as the OpenTelemetry globals, because instrumentation
 // libraries (otelhttp, otelpgx) find their providers there.
 type Telemetry struct {
-	// TracerProvider is the SDK tracer provider; use Tracer for spans.
-	TracerProvider *sdktrace.TracerProvider
+	// TracerProvider is the SDK tracer provider when traces are exported,
+	// and otherwise a provider of spans that propagate trace context
+	// without recording anything; use Tracer for spans.
+	TracerProvider trace.TracerProvider
 	// MeterProvider is the SDK meter provider; use Meter for instruments.
 	MeterProvider *sdkmetric.MeterProvider
 	// Registry is the private Prometheus registry behind MetricsHandler: OTel
@@ -83,6 +85,7 @@ type Telemetry struct {
 	// TracesExported and MetricsExported report whether OTLP export is on.
 	TracesExported, MetricsExported bool
 
+	sdkTracer      *sdktrace.TracerProvider // nil when traces are not exported
 	metricsHandler http.Handler
 	stopPprof      func(context.Context) error
 }
@@ -111,7 +114,7 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	}
 	t := &Telemetry{}
 
-	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	t.TracerProvider = propagatingProvider{}
 	if exportEnabled(getenv, "TRACES") {
 		exp, err := newTraceExporter(ctx, protocol(getenv, "TRACES"))
 		if err != nil {
@@ -120,27 +123,27 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		// Defaults of the batch processor: 2048 queued spans, batches of
 		// 512, every 5s. Spans beyond the queue are dropped, keeping memory
 		// bounded when the collector is down.
-		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
+		t.sdkTracer = sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(exp))
+		t.TracerProvider = t.sdkTracer
 		t.TracesExported = true
 	}
-	t.TracerProvider = sdktrace.NewTracerProvider(tpOpts...)
 
 	t.Registry = prometheus.NewRegistry()
 	if err := t.Registry.Register(collectors.NewGoCollector()); err != nil {
-		return nil, errors.Join(fmt.Errorf("telemetry: register go collector: %w", err), t.TracerProvider.Shutdown(ctx))
+		return nil, errors.Join(fmt.Errorf("telemetry: register go collector: %w", err), t.shutdownTracer(ctx))
 	}
 	if err := t.Registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
-		return nil, errors.Join(fmt.Errorf("telemetry: register process collector: %w", err), t.TracerProvider.Shutdown(ctx))
+		return nil, errors.Join(fmt.Errorf("telemetry: register process collector: %w", err), t.shutdownTracer(ctx))
 	}
 	promExp, err := otelprom.New(otelprom.WithRegisterer(t.Registry))
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("telemetry: prometheus exporter: %w", err), t.TracerProvider.Shutdown(ctx))
+		return nil, errors.Join(fmt.Errorf("telemetry: prometheus exporter: %w", err), t.shutdownTracer(ctx))
 	}
 	mpOpts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(promExp)}
 	if exportEnabled(getenv, "METRICS") {
 		exp, err := newMetricExporter(ctx, protocol(getenv, "METRICS"))
 		if err != nil {
-			return nil, errors.Join(fmt.Errorf("telemetry: metric exporter: %w", err), t.TracerProvider.Shutdown(ctx))
+			return nil, errors.Join(fmt.Errorf("telemetry: metric exporter: %w", err), t.shutdownTracer(ctx))
 		}
 		var readerOpts []sdkmetric.PeriodicReaderOption
 		if cfg.MetricInterval > 0 {
@@ -155,7 +158,7 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if addr := getenv(EnvPprofAddr); addr != "" {
 		stop, err := startPprof(addr, cfg.Logger)
 		if err != nil {
-			return nil, errors.Join(err, t.TracerProvider.Shutdown(ctx), t.MeterProvider.Shutdown(ctx))
+			return nil, errors.Join(err, t.shutdownTracer(ctx), t.MeterProvider.Shutdown(ctx))
 		}
 		t.stopPprof = stop
 	}
@@ -189,13 +192,21 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stop pprof server: %w", err))
 		}
 	}
-	if err := t.TracerProvider.Shutdown(ctx); err != nil {
+	if err := t.shutdownTracer(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("shut down tracer provider: %w", err))
 	}
 	if err := t.MeterProvider.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("shut down meter provider: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// shutdownTracer flushes and stops the SDK tracer provider, if any.
+func (t *Telemetry) shutdownTracer(ctx context.Context) error {
+	if t.sdkTracer == nil {
+		return nil
+	}
+	return t.sdkTracer.Shutdown(ctx)
 }
 
 func newResource(ctx context.Context, cfg Config) (*resource.Resource, error) {
