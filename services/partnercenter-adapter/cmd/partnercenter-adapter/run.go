@@ -297,7 +297,9 @@ func wait(ctx context.Context, wg *sync.WaitGroup) error {
 }
 
 // newPartnerCenter builds the Partner Center client and its token source
-// for the configured auth mode.
+// for the configured auth mode. Every token grant is counted
+// (auth.MetricTokenRefreshes), so a refresh that fails before any API call
+// is made still shows in the metrics.
 func newPartnerCenter(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, tel *telemetry.Telemetry) (*pcclient.Client, error) {
 	httpClient := newHTTPClient(cfg)
 	ep := endpoint(cfg, httpClient)
@@ -311,6 +313,10 @@ func newPartnerCenter(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, t
 			return nil, err
 		}
 		grant = auth.SAMGrant(ep, ts)
+	}
+	grant, err := auth.Metered(grant, tel.Meter(serviceName))
+	if err != nil {
+		return nil, err
 	}
 	return pcclient.New(pcclient.Config{
 		APIBaseURL:        cfg.APIBaseURL,

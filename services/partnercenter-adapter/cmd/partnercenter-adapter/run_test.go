@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -184,6 +185,62 @@ func TestLoginThenServeWithSAM(t *testing.T) {
 
 	s.serve(t)
 	s.checkWebhookFlow(t)
+}
+
+// TestServeWithoutConsentCountsFailedRefreshes is an install whose consent
+// is missing: no Partner Center call is ever made (so no 401 is counted),
+// but every failed token grant is, on /metrics.
+func TestServeWithoutConsentCountsFailedRefreshes(t *testing.T) {
+	s := newStack(t, "webhook")
+	s.env["PC_AUTH_MODE"] = "sam"
+	delete(s.env, "PC_USERNAME")
+	delete(s.env, "PC_PASSWORD")
+	s.serve(t)
+
+	// The start-up registration needs a token and keeps trying.
+	waitFor(t, "a failed refresh on /metrics", func() bool {
+		return s.metricValue(t, "partnercenter_adapter_token_refreshes_total", `outcome="error"`, `reason="no_refresh_token"`) >= 1
+	})
+	if v := s.metricValue(t, "partnercenter_adapter_token_refreshes_total", `outcome="ok"`); v != 0 {
+		t.Errorf("%v successful refreshes without consent", v)
+	}
+	if n := s.emu.Counters()["token"]; n != 0 {
+		t.Errorf("%d token endpoint calls without a refresh token", n)
+	}
+}
+
+// metricValue scrapes /metrics and returns the value of the series of name
+// whose labels include every one of labels (-1 when there is none).
+func (s *stack) metricValue(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	res, err := http.Get("http://" + s.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(body)) {
+		series, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok || !strings.HasPrefix(series, name+"{") {
+			continue
+		}
+		match := true
+		for _, l := range labels {
+			match = match && strings.Contains(series, l)
+		}
+		if !match {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		return v
+	}
+	return -1
 }
 
 func (s *stack) checkWebhookFlow(t *testing.T) {

@@ -193,10 +193,10 @@ func (e *Endpoint) token(ctx context.Context, resource string, form url.Values) 
 	}
 	var r tokenResponse
 	if err := json.Unmarshal(body, &r); err != nil {
-		return Token{}, fmt.Errorf("token endpoint: decode answer: %w", err)
+		return Token{}, &failure{ReasonBadResponse, fmt.Errorf("token endpoint: decode answer: %w", err)}
 	}
 	if r.AccessToken == "" {
-		return Token{}, errors.New("token endpoint: answer without access_token")
+		return Token{}, &failure{ReasonBadResponse, errors.New("token endpoint: answer without access_token")}
 	}
 	t := Token{AccessToken: r.AccessToken, RefreshToken: r.RefreshToken, Resource: resource}
 	if n, err := strconv.ParseInt(r.ExpiresOn, 10, 64); err == nil && n > 0 {
@@ -239,13 +239,13 @@ func (e *Endpoint) post(ctx context.Context, endpoint string, form url.Values) (
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("token endpoint: %w", ctx.Err())
 			}
-			lastErr = fmt.Errorf("token endpoint: %w", err)
+			lastErr = &failure{ReasonUnavailable, fmt.Errorf("token endpoint: %w", err)}
 			continue
 		}
 		body, rerr := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 		res.Body.Close()
 		if rerr != nil {
-			lastErr = fmt.Errorf("token endpoint: read answer: %w", rerr)
+			lastErr = &failure{ReasonUnavailable, fmt.Errorf("token endpoint: read answer: %w", rerr)}
 			continue
 		}
 		if res.StatusCode == http.StatusOK {

@@ -15,7 +15,9 @@ type Grant func(ctx context.Context, resource string) (Token, error)
 // RefreshStore keeps the SAM refresh token. Rotate must hold the stored
 // token exclusively (a row lock) while redeem runs, and store the token
 // redeem returns before releasing it, so that two replicas never redeem the
-// same refresh token. It returns ErrNoRefreshToken when nothing is stored.
+// same refresh token. It returns ErrNoRefreshToken when nothing is stored,
+// ErrRefreshTokenUnreadable when the stored token cannot be opened, and
+// redeem's error when redeem fails; any other error is the store's own.
 type RefreshStore interface {
 	Rotate(ctx context.Context, redeem func(ctx context.Context, current string) (next string, err error)) error
 	Save(ctx context.Context, refreshToken string) error
@@ -24,6 +26,11 @@ type RefreshStore interface {
 // ErrNoRefreshToken reports that no operator has consented yet: run
 // `partnercenter-adapter login`.
 var ErrNoRefreshToken = errors.New("no stored refresh token: run `partnercenter-adapter login` once to consent (PC_AUTH_MODE=sam)")
+
+// ErrRefreshTokenUnreadable reports that the stored refresh token does not
+// open with the configured key: PC_TOKEN_KEY changed since the consent, or
+// the row was altered. Consenting again (`login`) replaces it.
+var ErrRefreshTokenUnreadable = errors.New("open refresh token: authentication failed (wrong PC_TOKEN_KEY, or the row was altered)")
 
 // PasswordGrant returns a Grant using the resource-owner password flow.
 func PasswordGrant(e *Endpoint, username, password string) Grant {
@@ -37,9 +44,11 @@ func PasswordGrant(e *Endpoint, username, password string) Grant {
 func SAMGrant(e *Endpoint, store RefreshStore) Grant {
 	return func(ctx context.Context, resource string) (Token, error) {
 		var tok Token
+		var redeemErr error
 		err := store.Rotate(ctx, func(ctx context.Context, current string) (string, error) {
 			t, err := e.Refresh(ctx, resource, current)
 			if err != nil {
+				redeemErr = err
 				return "", err
 			}
 			tok = t
@@ -50,6 +59,13 @@ func SAMGrant(e *Endpoint, store RefreshStore) Grant {
 			return t.RefreshToken, nil
 		})
 		if err != nil {
+			switch {
+			case redeemErr != nil, errors.Is(err, ErrNoRefreshToken), errors.Is(err, ErrRefreshTokenUnreadable):
+				// The token endpoint's answer, or what the store found.
+			default:
+				// Reading, locking or writing the row failed.
+				err = &failure{ReasonStore, err}
+			}
 			return Token{}, fmt.Errorf("redeem refresh token: %w", err)
 		}
 		return tok, nil

@@ -58,15 +58,17 @@ func (s *Store) seal(token string) ([]byte, error) {
 	return s.aead.Seal(nonce, nonce, []byte(token), s.additionalData()), nil
 }
 
-// open decrypts what seal produced.
+// open decrypts what seal produced; it returns
+// auth.ErrRefreshTokenUnreadable when the key does not open it.
 func (s *Store) open(sealed []byte) (string, error) {
 	n := s.aead.NonceSize()
 	if len(sealed) < n+s.aead.Overhead() {
-		return "", errors.New("open refresh token: sealed value too short")
+		// Nothing a key could open: the row was altered.
+		return "", auth.ErrRefreshTokenUnreadable
 	}
 	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], s.additionalData())
 	if err != nil {
-		return "", errors.New("open refresh token: authentication failed (wrong PC_TOKEN_KEY, or the row was altered)")
+		return "", auth.ErrRefreshTokenUnreadable
 	}
 	return string(plain), nil
 }

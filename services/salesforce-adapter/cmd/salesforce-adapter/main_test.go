@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -247,6 +248,56 @@ func TestServesUpsertsInBatchesWithResultsInEachTrace(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), "cosell_salesforce_api_usage") {
 		t.Fatalf("/metrics lacks the API usage gauge")
+	}
+}
+
+// TestFailedLoginIsCountedOnMetrics is a connected app that refuses the
+// integration user: no REST call is ever sent (so no 401 is counted), but
+// every failed token request is, on /metrics.
+func TestFailedLoginIsCountedOnMetrics(t *testing.T) {
+	s := startStack(t, sfemutest.Options{}, map[string]string{
+		"SF_USERNAME":      "not-pre-authorised@cosell.example",
+		"SF_POLL_ENABLED":  "true",
+		"SF_POLL_INTERVAL": "200ms",
+	})
+	series := func(labels ...string) float64 {
+		resp, err := http.Get(s.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(body)) {
+			name, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+			if !ok || !strings.HasPrefix(name, "cosell_salesforce_token_refreshes_total{") {
+				continue
+			}
+			match := true
+			for _, l := range labels {
+				match = match && strings.Contains(name, l)
+			}
+			if match {
+				v, err := strconv.ParseFloat(value, 64)
+				if err != nil {
+					t.Fatalf("%s: %v", line, err)
+				}
+				return v
+			}
+		}
+		return -1
+	}
+	// The poller asks for a token at every poll.
+	waitFor(t, "failed token requests on /metrics", func() bool {
+		return series(`outcome="error"`, `reason="invalid_grant"`) >= 2
+	})
+	if v := series(`outcome="ok"`); v != 0 {
+		t.Errorf("ok = %v, want 0", v)
+	}
+	if n := s.emu.Counters().Calls["query"]; n != 0 {
+		t.Errorf("%d queries without a session", n)
 	}
 }
 

@@ -18,6 +18,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Auth modes.
@@ -138,6 +141,8 @@ type tokenSource struct {
 	creds Credentials
 	http  *http.Client
 	now   func() time.Time
+	// refreshes counts every fetch by outcome and reason (MetricTokenRefreshes).
+	refreshes metric.Int64Counter
 
 	mu      sync.Mutex
 	current *session
@@ -152,12 +157,30 @@ func (ts *tokenSource) get(ctx context.Context) (*session, error) {
 	if ts.current != nil {
 		return ts.current, nil
 	}
-	s, err := ts.fetch(ctx)
+	s, reason, err := ts.fetch(ctx)
+	ts.record(ctx, reason, err)
 	if err != nil {
 		return nil, err
 	}
 	ts.current = s
 	return s, nil
+}
+
+// record counts one fetch: ok, canceled (the caller gave up, e.g. at
+// shutdown) or an error with its reason.
+func (ts *tokenSource) record(ctx context.Context, reason string, err error) {
+	if ts.refreshes == nil {
+		return
+	}
+	attrs := []attribute.KeyValue{attrOutcome.String(OutcomeOK)}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		attrs = []attribute.KeyValue{attrOutcome.String(OutcomeCanceled)}
+	default:
+		attrs = []attribute.KeyValue{attrOutcome.String(OutcomeError), attrReason.String(reason)}
+	}
+	ts.refreshes.Add(ctx, 1, metric.WithAttributes(attrs...))
 }
 
 // invalidate forgets s if it is still the current session, so the next get
@@ -179,14 +202,15 @@ type tokenResponse struct {
 	TokenType   string `json:"token_type"`
 }
 
-// fetch runs the configured flow against the token endpoint.
-func (ts *tokenSource) fetch(ctx context.Context) (*session, error) {
+// fetch runs the configured flow against the token endpoint. A failure
+// comes with its reason (one of tokenReasons) for the metric.
+func (ts *tokenSource) fetch(ctx context.Context) (*session, string, error) {
 	form := url.Values{}
 	switch ts.creds.Mode {
 	case AuthJWT:
 		assertion, err := signAssertion(ts.creds, ts.now())
 		if err != nil {
-			return nil, err
+			return nil, ReasonOther, err
 		}
 		form.Set("grant_type", grantJWTBearer)
 		form.Set("assertion", assertion)
@@ -195,23 +219,23 @@ func (ts *tokenSource) fetch(ctx context.Context) (*session, error) {
 		form.Set("client_id", ts.creds.ClientID)
 		form.Set("client_secret", ts.creds.ClientSecret)
 	default:
-		return nil, fmt.Errorf("salesforce token request: unknown auth mode %q", ts.creds.Mode)
+		return nil, ReasonOther, fmt.Errorf("salesforce token request: unknown auth mode %q", ts.creds.Mode)
 	}
 	endpoint := strings.TrimRight(ts.creds.LoginURL, "/") + "/services/oauth2/token"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return nil, fmt.Errorf("salesforce token request: %w", err)
+		return nil, ReasonOther, fmt.Errorf("salesforce token request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	resp, err := ts.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("salesforce token request: %w", err)
+		return nil, ReasonUnavailable, fmt.Errorf("salesforce token request: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("salesforce token request: read body: %w", err)
+		return nil, ReasonUnavailable, fmt.Errorf("salesforce token request: read body: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		ae := &AuthError{Status: resp.StatusCode}
@@ -222,19 +246,19 @@ func (ts *tokenSource) fetch(ctx context.Context) (*session, error) {
 		if json.Unmarshal(body, &oe) == nil {
 			ae.Code, ae.Description = oe.Error, oe.Description
 		}
-		return nil, ae
+		return nil, ae.reason(), ae
 	}
 	var tr tokenResponse
 	if err := json.Unmarshal(body, &tr); err != nil {
-		return nil, fmt.Errorf("salesforce token request: decode response: %w", err)
+		return nil, ReasonBadResponse, fmt.Errorf("salesforce token request: decode response: %w", err)
 	}
 	if tr.AccessToken == "" || tr.InstanceURL == "" {
-		return nil, errors.New("salesforce token request: response lacks access_token or instance_url")
+		return nil, ReasonBadResponse, errors.New("salesforce token request: response lacks access_token or instance_url")
 	}
 	if _, err := url.Parse(tr.InstanceURL); err != nil {
-		return nil, fmt.Errorf("salesforce token request: instance_url: %w", err)
+		return nil, ReasonBadResponse, fmt.Errorf("salesforce token request: instance_url: %w", err)
 	}
-	return &session{token: tr.AccessToken, instanceURL: strings.TrimRight(tr.InstanceURL, "/")}, nil
+	return &session{token: tr.AccessToken, instanceURL: strings.TrimRight(tr.InstanceURL, "/")}, "", nil
 }
 
 // signAssertion builds the RS256 JWT of the JWT bearer flow: iss = client

@@ -184,9 +184,12 @@ func (c *Client) Close() error {
 // exhausted.
 func (c *Client) Usage() Usage { return c.budget.usage() }
 
-// instrument creates the call counter and the usage gauges.
+// instrument creates the call and token counters and the usage gauges.
 func (c *Client) instrument(m metric.Meter) error {
 	var err error
+	if c.tokens.refreshes, err = newTokenRefreshes(m); err != nil {
+		return err
+	}
 	c.calls, err = m.Int64Counter("cosell.salesforce.calls",
 		metric.WithDescription("Salesforce REST calls sent, by operation and HTTP status (0: no response)."),
 		metric.WithUnit("{call}"))

@@ -143,3 +143,18 @@ func (e *AuthError) Error() string {
 func (e *AuthError) Temporary() bool {
 	return e.Status >= http.StatusInternalServerError || strings.EqualFold(e.Code, "temporarily_unavailable")
 }
+
+// reason is the token counter's reason for e: never the description,
+// which is Salesforce's free text.
+func (e *AuthError) reason() string {
+	switch {
+	case e.Temporary() || e.Status == http.StatusTooManyRequests:
+		return ReasonUnavailable
+	case strings.EqualFold(e.Code, "invalid_grant"):
+		return ReasonInvalidGrant
+	case strings.EqualFold(e.Code, "invalid_client"), strings.EqualFold(e.Code, "invalid_client_id"):
+		return ReasonInvalidClient
+	default:
+		return ReasonRejected
+	}
+}

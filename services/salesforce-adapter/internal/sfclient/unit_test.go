@@ -106,3 +106,23 @@ func TestRetryDelayBounds(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthErrorReason(t *testing.T) {
+	for _, tc := range []struct {
+		err  AuthError
+		want string
+	}{
+		{AuthError{Status: 400, Code: "invalid_grant", Description: "user hasn't approved this consumer"}, ReasonInvalidGrant},
+		{AuthError{Status: 400, Code: "invalid_client_id", Description: "client identifier invalid"}, ReasonInvalidClient},
+		{AuthError{Status: 401, Code: "invalid_client", Description: "invalid client credentials"}, ReasonInvalidClient},
+		{AuthError{Status: 400, Code: "unsupported_grant_type"}, ReasonRejected},
+		{AuthError{Status: 403}, ReasonRejected},
+		{AuthError{Status: 400, Code: "temporarily_unavailable"}, ReasonUnavailable},
+		{AuthError{Status: 429}, ReasonUnavailable},
+		{AuthError{Status: 503, Code: "invalid_grant"}, ReasonUnavailable},
+	} {
+		if got := tc.err.reason(); got != tc.want {
+			t.Errorf("%v: reason %q, want %q", &tc.err, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,136 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// MetricTokenRefreshes is the counter of token grants (Prometheus:
+// partnercenter_adapter_token_refreshes_total). Every call of a Grant is
+// one sample: outcome "ok", "error" (with a reason) or "canceled" (the
+// caller gave up, e.g. at shutdown).
+const MetricTokenRefreshes = "partnercenter_adapter.token.refreshes"
+
+// Outcomes of a token grant.
+const (
+	OutcomeOK       = "ok"
+	OutcomeError    = "error"
+	OutcomeCanceled = "canceled"
+)
+
+// Reasons of a failed grant: a small fixed set, so that neither a token
+// nor Entra's error text can reach a metric label.
+const (
+	// ReasonNoRefreshToken: nobody has consented yet (ErrNoRefreshToken).
+	ReasonNoRefreshToken = "no_refresh_token"
+	// ReasonTokenKey: the stored refresh token does not open with
+	// PC_TOKEN_KEY (ErrRefreshTokenUnreadable).
+	ReasonTokenKey = "token_key"
+	// ReasonStore: the refresh token's row could not be read, locked or
+	// written (Postgres).
+	ReasonStore = "store"
+	// ReasonInvalidGrant: Entra refused the refresh token or the password
+	// (revoked, expired, reused consent; wrong password).
+	ReasonInvalidGrant = "invalid_grant"
+	// ReasonInvalidClient: Entra refused the application's credentials
+	// (wrong or expired PC_CLIENT_SECRET).
+	ReasonInvalidClient = "invalid_client"
+	// ReasonRejected: any other refusal of the token endpoint (4xx).
+	ReasonRejected = "rejected"
+	// ReasonUnavailable: the token endpoint could not be reached or kept
+	// answering 5xx or 429, retries included.
+	ReasonUnavailable = "unavailable"
+	// ReasonBadResponse: the token endpoint answered 200 with something
+	// that is not a usable token.
+	ReasonBadResponse = "bad_response"
+	// ReasonOther: anything else.
+	ReasonOther = "other"
+)
+
+// reasons lists every reason a failed grant is counted under.
+var reasons = []string{
+	ReasonNoRefreshToken, ReasonTokenKey, ReasonStore, ReasonInvalidGrant, ReasonInvalidClient,
+	ReasonRejected, ReasonUnavailable, ReasonBadResponse, ReasonOther,
+}
+
+// Attribute keys of the token counter.
+const (
+	attrOutcome = attribute.Key("outcome")
+	attrReason  = attribute.Key("reason")
+)
+
+// failure tags an error with the reason it is counted under, keeping its
+// text: it is how the endpoint and SAMGrant tell Metered what they know
+// about a failure that carries no type of its own.
+type failure struct {
+	reason string
+	err    error
+}
+
+func (f *failure) Error() string { return f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
+
+// Metered returns a Grant that counts every call of g in the counter
+// MetricTokenRefreshes of meter, by outcome and, for errors, by reason.
+// Every outcome and reason is counted at zero from the start, so the
+// series exist (and alerts on them evaluate) before the first failure.
+func Metered(g Grant, meter metric.Meter) (Grant, error) {
+	refreshes, err := meter.Int64Counter(MetricTokenRefreshes,
+		metric.WithDescription("Entra ID token grants (refresh-token redemptions, password grants), by outcome and, for errors, reason."),
+		metric.WithUnit("{grant}"))
+	if err != nil {
+		return nil, fmt.Errorf("auth: metric: %w", err)
+	}
+	ctx := context.Background()
+	refreshes.Add(ctx, 0, metric.WithAttributes(attrOutcome.String(OutcomeOK)))
+	refreshes.Add(ctx, 0, metric.WithAttributes(attrOutcome.String(OutcomeCanceled)))
+	for _, r := range reasons {
+		refreshes.Add(ctx, 0, metric.WithAttributes(attrOutcome.String(OutcomeError), attrReason.String(r)))
+	}
+	return func(ctx context.Context, resource string) (Token, error) {
+		tok, err := g(ctx, resource)
+		var attrs []attribute.KeyValue
+		switch {
+		case err == nil:
+			attrs = []attribute.KeyValue{attrOutcome.String(OutcomeOK)}
+		case ctx.Err() != nil:
+			attrs = []attribute.KeyValue{attrOutcome.String(OutcomeCanceled)}
+		default:
+			attrs = []attribute.KeyValue{attrOutcome.String(OutcomeError), attrReason.String(reason(err))}
+		}
+		refreshes.Add(ctx, 1, metric.WithAttributes(attrs...))
+		return tok, err
+	}, nil
+}
+
+// reason classifies a grant's error into one of reasons.
+func reason(err error) string {
+	var oe *OAuthError
+	var f *failure
+	switch {
+	case errors.Is(err, ErrNoRefreshToken):
+		return ReasonNoRefreshToken
+	case errors.Is(err, ErrRefreshTokenUnreadable):
+		return ReasonTokenKey
+	case errors.As(err, &oe):
+		switch {
+		case oe.Status == http.StatusTooManyRequests || oe.Status >= 500:
+			return ReasonUnavailable
+		case oe.Code == "invalid_grant":
+			return ReasonInvalidGrant
+		case oe.Code == "invalid_client":
+			return ReasonInvalidClient
+		default:
+			return ReasonRejected
+		}
+	case errors.As(err, &f):
+		return f.reason
+	default:
+		return ReasonOther
+	}
+}
