@@ -265,8 +265,10 @@ func (l *localCompose) start(name, binary string, args []string, e map[string]st
 // each with exactly the environment and command docker-compose.yml gives
 // it, in depends_on order; requires each to pass its compose healthcheck
 // (the services' /readyz), then syncs one referral through the whole
-// system, stops everything within its stop_grace_period and checks that
-// every service's traces reached "Jaeger".
+// system, checks that the services export every metric of their own the
+// alert rules select (checkAlertMetrics), stops everything within its
+// stop_grace_period and checks that every service's traces reached
+// "Jaeger".
 func TestComposeStackComesUp(t *testing.T) {
 	p := loadCompose(t)
 	root := repoRoot(t)
@@ -404,6 +406,13 @@ func TestComposeStackComesUp(t *testing.T) {
 		}
 		t.Fatalf("referral %s has no opportunity: %v\n%s", seeded[0].ReferralID, err, logs.String())
 	}
+
+	// Every metric of cosell's own that alerts.yaml selects is exported.
+	metricsURLs := map[string]string{}
+	for _, name := range stack.Services() {
+		metricsURLs[name] = fmt.Sprintf("http://127.0.0.1:%d/metrics", l.ports[name+":8080"])
+	}
+	checkAlertMetrics(ctx, t, metricsURLs)
 
 	// Stop like compose does (SIGTERM, then SIGKILL after
 	// stop_grace_period), services first; a clean exit flushes traces.

@@ -574,10 +574,9 @@ type alertRules struct {
 	} `yaml:"groups"`
 }
 
-// TestAlertRules checks the shipped alert rules: a well-formed rule file
-// with the alerts the runbook documents, each with a severity, a summary,
-// a runbook link and balanced PromQL.
-func TestAlertRules(t *testing.T) {
+// loadAlertRules decodes deploy/k8s/base/alerts.yaml strictly.
+func loadAlertRules(t testing.TB) alertRules {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "k8s", "base", "alerts.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -588,6 +587,15 @@ func TestAlertRules(t *testing.T) {
 	if err := dec.Decode(&rules); err != nil {
 		t.Fatalf("alerts.yaml: %v", err)
 	}
+	return rules
+}
+
+// TestAlertRules checks the shipped alert rules: a well-formed rule file
+// with the alerts the runbook documents, each with a severity, a summary,
+// a runbook link and balanced PromQL whose selectors parse (which metrics
+// the services really export is TestComposeStackComesUp's part).
+func TestAlertRules(t *testing.T) {
+	rules := loadAlertRules(t)
 	seen := map[string]bool{}
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {
@@ -597,6 +605,9 @@ func TestAlertRules(t *testing.T) {
 			seen[r.Alert] = true
 			if r.Expr == "" || strings.Count(r.Expr, "(") != strings.Count(r.Expr, ")") || strings.Count(r.Expr, "{") != strings.Count(r.Expr, "}") {
 				t.Errorf("%s: expression %q is empty or unbalanced", r.Alert, r.Expr)
+			}
+			if sels, err := promSelectors(r.Expr); err != nil || len(sels) == 0 {
+				t.Errorf("%s: selectors of %q: %v %v", r.Alert, r.Expr, sels, err)
 			}
 			if r.For != "" {
 				if _, err := time.ParseDuration(r.For); err != nil {

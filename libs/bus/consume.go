@@ -224,6 +224,12 @@ func (c *Conn) Consume(ctx context.Context, spec ConsumerSpec, h Handler) error 
 	}
 	c.consumers.set(spec.Durable, errConsumerStarting)
 	defer c.consumers.remove(spec.Durable)
+	// The consumer's failure series exist from the start at zero, so an
+	// alert rule over them reads 0 rather than nothing before the first
+	// failure (and a misspelled rule shows up at once).
+	zero := metric.WithAttributes(attrConsumerGroup.String(spec.Durable))
+	c.metrics.consumerRestarts.Add(ctx, 0, zero)
+	c.metrics.deadLettered.Add(ctx, 0, zero)
 	retry := Backoff{Initial: consumerRetryInitial, Max: consumerRetryMax}
 	failures := uint64(0)
 	for {
