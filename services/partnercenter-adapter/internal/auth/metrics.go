@@ -6,22 +6,17 @@ import (
 	"fmt"
 	"net/http"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/cosell/cosell/libs/telemetry"
 )
 
 // MetricTokenRefreshes is the counter of token grants (Prometheus:
 // partnercenter_adapter_token_refreshes_total). Every call of a Grant is
-// one sample: outcome "ok", "error" (with a reason) or "canceled" (the
-// caller gave up, e.g. at shutdown).
+// one sample under a telemetry.OutcomeCounter: outcome "ok", "error" (with
+// one of the reasons below) or "canceled" (the caller gave up, e.g. at
+// shutdown).
 const MetricTokenRefreshes = "partnercenter_adapter.token.refreshes"
-
-// Outcomes of a token grant.
-const (
-	OutcomeOK       = "ok"
-	OutcomeError    = "error"
-	OutcomeCanceled = "canceled"
-)
 
 // Reasons of a failed grant: a small fixed set, so that neither a token
 // nor Entra's error text can reach a metric label.
@@ -58,12 +53,6 @@ var reasons = []string{
 	ReasonRejected, ReasonUnavailable, ReasonBadResponse, ReasonOther,
 }
 
-// Attribute keys of the token counter.
-const (
-	attrOutcome = attribute.Key("outcome")
-	attrReason  = attribute.Key("reason")
-)
-
 // failure tags an error with the reason it is counted under, keeping its
 // text: it is how the endpoint and SAMGrant tell Metered what they know
 // about a failure that carries no type of its own.
@@ -80,30 +69,19 @@ func (f *failure) Unwrap() error { return f.err }
 // Every outcome and reason is counted at zero from the start, so the
 // series exist (and alerts on them evaluate) before the first failure.
 func Metered(g Grant, meter metric.Meter) (Grant, error) {
-	refreshes, err := meter.Int64Counter(MetricTokenRefreshes,
-		metric.WithDescription("Entra ID token grants (refresh-token redemptions, password grants), by outcome and, for errors, reason."),
-		metric.WithUnit("{grant}"))
+	refreshes, err := telemetry.NewOutcomeCounter(meter, MetricTokenRefreshes,
+		"Entra ID token grants (refresh-token redemptions, password grants), by outcome and, for errors, reason.",
+		"{grant}", reasons)
 	if err != nil {
 		return nil, fmt.Errorf("auth: metric: %w", err)
 	}
-	ctx := context.Background()
-	refreshes.Add(ctx, 0, metric.WithAttributes(attrOutcome.String(OutcomeOK)))
-	refreshes.Add(ctx, 0, metric.WithAttributes(attrOutcome.String(OutcomeCanceled)))
-	for _, r := range reasons {
-		refreshes.Add(ctx, 0, metric.WithAttributes(attrOutcome.String(OutcomeError), attrReason.String(r)))
-	}
 	return func(ctx context.Context, resource string) (Token, error) {
 		tok, err := g(ctx, resource)
-		var attrs []attribute.KeyValue
-		switch {
-		case err == nil:
-			attrs = []attribute.KeyValue{attrOutcome.String(OutcomeOK)}
-		case ctx.Err() != nil:
-			attrs = []attribute.KeyValue{attrOutcome.String(OutcomeCanceled)}
-		default:
-			attrs = []attribute.KeyValue{attrOutcome.String(OutcomeError), attrReason.String(reason(err))}
+		why := ""
+		if err != nil {
+			why = reason(err)
 		}
-		refreshes.Add(ctx, 1, metric.WithAttributes(attrs...))
+		refreshes.Record(ctx, err, why)
 		return tok, err
 	}, nil
 }

@@ -4,45 +4,15 @@ import (
 	"context"
 	"testing"
 
-	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/cosell/cosell/libs/store/storetest"
+	"github.com/cosell/cosell/libs/telemetry/telemetrytest"
 	"github.com/cosell/cosell/services/partnercenter-adapter/internal/auth"
 	"github.com/cosell/cosell/services/partnercenter-adapter/internal/pcclient"
 	"github.com/cosell/cosell/services/partnercenter-adapter/internal/pcemutest"
 	"github.com/cosell/cosell/services/partnercenter-adapter/internal/tokenstore"
 )
-
-// refreshCounts reads the token counter as "outcome/reason" -> value.
-func refreshCounts(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != auth.MetricTokenRefreshes {
-				continue
-			}
-			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-				outcome, _ := dp.Attributes.Value(attribute.Key("outcome"))
-				key := outcome.AsString()
-				if reason, ok := dp.Attributes.Value(attribute.Key("reason")); ok {
-					key += "/" + reason.AsString()
-				}
-				if dp.Attributes.Len() > 2 {
-					t.Errorf("series %v has labels beyond outcome and reason", dp.Attributes.ToSlice())
-				}
-				out[key] = dp.Value
-			}
-		}
-	}
-	return out
-}
 
 // allSeries is every series the counter has from the start.
 var allSeries = []string{
@@ -120,7 +90,7 @@ func TestMeteredGrantCountsEveryOutcome(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Every series exists at zero before the first grant.
-			before := refreshCounts(t, reader)
+			before := telemetrytest.OutcomeCounts(t, reader, auth.MetricTokenRefreshes)
 			for _, s := range allSeries {
 				if v, ok := before[s]; !ok || v != 0 {
 					t.Errorf("before any grant: %s = %d (present %v), want 0", s, v, ok)
@@ -141,7 +111,7 @@ func TestMeteredGrantCountsEveryOutcome(t *testing.T) {
 			if (err == nil) != (tc.want == "ok") {
 				t.Fatalf("Token = %q, %v; want outcome %s", tok, err, tc.want)
 			}
-			after := refreshCounts(t, reader)
+			after := telemetrytest.OutcomeCounts(t, reader, auth.MetricTokenRefreshes)
 			for s, v := range after {
 				want := int64(0)
 				if s == tc.want {

@@ -19,8 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
+	"github.com/cosell/cosell/libs/telemetry"
 )
 
 // Auth modes.
@@ -142,7 +141,7 @@ type tokenSource struct {
 	http  *http.Client
 	now   func() time.Time
 	// refreshes counts every fetch by outcome and reason (MetricTokenRefreshes).
-	refreshes metric.Int64Counter
+	refreshes *telemetry.OutcomeCounter
 
 	mu      sync.Mutex
 	current *session
@@ -169,18 +168,7 @@ func (ts *tokenSource) get(ctx context.Context) (*session, error) {
 // record counts one fetch: ok, canceled (the caller gave up, e.g. at
 // shutdown) or an error with its reason.
 func (ts *tokenSource) record(ctx context.Context, reason string, err error) {
-	if ts.refreshes == nil {
-		return
-	}
-	attrs := []attribute.KeyValue{attrOutcome.String(OutcomeOK)}
-	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		attrs = []attribute.KeyValue{attrOutcome.String(OutcomeCanceled)}
-	default:
-		attrs = []attribute.KeyValue{attrOutcome.String(OutcomeError), attrReason.String(reason)}
-	}
-	ts.refreshes.Add(ctx, 1, metric.WithAttributes(attrs...))
+	ts.refreshes.Record(ctx, err, reason)
 }
 
 // invalidate forgets s if it is still the current session, so the next get

@@ -5,42 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/cosell/cosell/libs/telemetry/telemetrytest"
 	"github.com/cosell/cosell/services/salesforce-adapter/internal/sfclient"
 	"github.com/cosell/cosell/services/salesforce-adapter/internal/sfemutest"
 )
-
-// tokenCounts reads the token counter as "outcome/reason" -> value.
-func tokenCounts(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != sfclient.MetricTokenRefreshes {
-				continue
-			}
-			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-				outcome, _ := dp.Attributes.Value(attribute.Key("outcome"))
-				key := outcome.AsString()
-				if reason, ok := dp.Attributes.Value(attribute.Key("reason")); ok {
-					key += "/" + reason.AsString()
-				}
-				if dp.Attributes.Len() > 2 {
-					t.Errorf("series %v has labels beyond outcome and reason", dp.Attributes.ToSlice())
-				}
-				out[key] = dp.Value
-			}
-		}
-	}
-	return out
-}
 
 // tokenSeries is every series the counter has from the start.
 var tokenSeries = []string{
@@ -97,7 +67,7 @@ func TestTokenRequestsAreCountedByOutcome(t *testing.T) {
 				}
 			})
 			// Every series exists at zero before the first request.
-			before := tokenCounts(t, reader)
+			before := telemetrytest.OutcomeCounts(t, reader, sfclient.MetricTokenRefreshes)
 			for _, s := range tokenSeries {
 				if v, ok := before[s]; !ok || v != 0 {
 					t.Errorf("before any request: %s = %d (present %v), want 0", s, v, ok)
@@ -119,7 +89,7 @@ func TestTokenRequestsAreCountedByOutcome(t *testing.T) {
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("query: err = %v, want error %v", err, tc.wantErr)
 			}
-			for s, v := range tokenCounts(t, reader) {
+			for s, v := range telemetrytest.OutcomeCounts(t, reader, sfclient.MetricTokenRefreshes) {
 				if v != tc.want[s] {
 					t.Errorf("%s = %d, want %d (err %v)", s, v, tc.want[s], err)
 				}

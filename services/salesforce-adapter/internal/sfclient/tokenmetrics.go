@@ -1,27 +1,21 @@
 package sfclient
 
 import (
-	"context"
 	"fmt"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/cosell/cosell/libs/telemetry"
 )
 
 // MetricTokenRefreshes is the counter of token requests (Prometheus:
 // cosell_salesforce_token_refreshes_total): every session the client
 // mints, at the first call and after each INVALID_SESSION_ID, is one
-// sample with outcome "ok", "error" (with a reason) or "canceled" (the
-// caller gave up, e.g. at shutdown). A failed request sends no REST call,
+// sample under a telemetry.OutcomeCounter: outcome "ok", "error" (with
+// one of the reasons below) or "canceled" (the caller gave up, e.g. at
+// shutdown). A failed request sends no REST call,
 // so only this counter shows it.
 const MetricTokenRefreshes = "cosell.salesforce.token.refreshes"
-
-// Outcomes of a token request.
-const (
-	OutcomeOK       = "ok"
-	OutcomeError    = "error"
-	OutcomeCanceled = "canceled"
-)
 
 // Reasons of a failed token request: a small fixed set, so that neither a
 // token nor Salesforce's error text can reach a metric label.
@@ -47,27 +41,15 @@ const (
 // tokenReasons lists every reason a failed request is counted under.
 var tokenReasons = []string{ReasonInvalidGrant, ReasonInvalidClient, ReasonRejected, ReasonUnavailable, ReasonBadResponse, ReasonOther}
 
-// Attribute keys of the token counter.
-const (
-	attrOutcome = attribute.Key("outcome")
-	attrReason  = attribute.Key("reason")
-)
-
 // newTokenRefreshes creates the token counter with every outcome and
 // reason at zero, so the series exist (and alerts on them evaluate) before
 // the first failure.
-func newTokenRefreshes(m metric.Meter) (metric.Int64Counter, error) {
-	c, err := m.Int64Counter(MetricTokenRefreshes,
-		metric.WithDescription("Salesforce OAuth token requests (JWT bearer or client credentials), by outcome and, for errors, reason."),
-		metric.WithUnit("{request}"))
+func newTokenRefreshes(m metric.Meter) (*telemetry.OutcomeCounter, error) {
+	c, err := telemetry.NewOutcomeCounter(m, MetricTokenRefreshes,
+		"Salesforce OAuth token requests (JWT bearer or client credentials), by outcome and, for errors, reason.",
+		"{request}", tokenReasons)
 	if err != nil {
 		return nil, fmt.Errorf("token metric: %w", err)
-	}
-	ctx := context.Background()
-	c.Add(ctx, 0, metric.WithAttributes(attrOutcome.String(OutcomeOK)))
-	c.Add(ctx, 0, metric.WithAttributes(attrOutcome.String(OutcomeCanceled)))
-	for _, r := range tokenReasons {
-		c.Add(ctx, 0, metric.WithAttributes(attrOutcome.String(OutcomeError), attrReason.String(r)))
 	}
 	return c, nil
 }
