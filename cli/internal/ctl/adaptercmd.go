@@ -39,6 +39,16 @@ func adapterBinary(flagValue string) (string, error) {
 	return p, nil
 }
 
+// noJSON refuses --json for a command whose output is the adapter's own
+// (its JSON log lines, the device-code prompt): cosellctl has no result of
+// its own to print as JSON, and ignoring the flag would mislead scripts.
+func noJSON(e *env) error {
+	if e.opts.json {
+		return usagef("--json does not apply: this command shows the partnercenter-adapter's own output (JSON log lines on stderr)")
+	}
+	return nil
+}
+
 // runAdapter runs the partnercenter-adapter with args, its output going to
 // the CLI's, in the caller's environment plus DATABASE_URL and NATS_URL
 // from the CLI's options.
@@ -77,6 +87,9 @@ with this shell's environment (the adapter's PC_* variables must be set), and
 	if _, err := parseSince(*since); err != nil {
 		return err
 	}
+	if err := noJSON(e); err != nil {
+		return err
+	}
 	bin, err := adapterBinary(*binFlag)
 	if err != nil {
 		return err
@@ -111,6 +124,9 @@ PC_TOKEN_KEY, ...) in this shell.`)
 		return err
 	}
 	if err := noArgs(args); err != nil {
+		return err
+	}
+	if err := noJSON(e); err != nil {
 		return err
 	}
 	bin, err := adapterBinary(*binFlag)

@@ -76,6 +76,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"backfill"}, "--since is required"},
 		{[]string{"backfill", "--since", "yesterday"}, `--since "yesterday": want a date`},
 		{[]string{"status", "extra"}, `unexpected argument "extra"`},
+		{[]string{"backfill", "--since", "2026-01-01", "--json"}, "backfill: --json does not apply"},
+		{[]string{"partnercenter", "login", "--json"}, "partnercenter login: --json does not apply"},
 	} {
 		code, _, errOut := offline(t, tc.args...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {
