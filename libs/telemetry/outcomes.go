@@ -24,7 +24,8 @@ type OutcomeCounter struct {
 	counter metric.Int64Counter
 }
 
-var (
+// The counter's label keys.
+const (
 	attrOutcome = attribute.Key("outcome")
 	attrReason  = attribute.Key("reason")
 )

@@ -39,7 +39,7 @@ type propagatingTracer struct {
 // ask for a new root).
 func (propagatingTracer) Start(ctx context.Context, _ string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	parent := trace.SpanContextFromContext(ctx)
-	if cfg := trace.NewSpanStartConfig(opts...); cfg.NewRoot() {
+	if start := trace.NewSpanStartConfig(opts...); start.NewRoot() {
 		parent = trace.SpanContext{}
 	}
 	cfg := trace.SpanContextConfig{SpanID: newSpanID(), TraceFlags: trace.FlagsSampled}

@@ -157,18 +157,12 @@ func (ts *tokenSource) get(ctx context.Context) (*session, error) {
 		return ts.current, nil
 	}
 	s, reason, err := ts.fetch(ctx)
-	ts.record(ctx, reason, err)
+	ts.refreshes.Record(ctx, err, reason)
 	if err != nil {
 		return nil, err
 	}
 	ts.current = s
 	return s, nil
-}
-
-// record counts one fetch: ok, canceled (the caller gave up, e.g. at
-// shutdown) or an error with its reason.
-func (ts *tokenSource) record(ctx context.Context, reason string, err error) {
-	ts.refreshes.Record(ctx, err, reason)
 }
 
 // invalidate forgets s if it is still the current session, so the next get
