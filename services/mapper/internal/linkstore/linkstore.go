@@ -5,10 +5,12 @@
 package linkstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -112,7 +114,24 @@ type Link struct {
 	RelatedUpdatedAt  *time.Time
 	// Created is true when Lock inserted the row.
 	Created bool
+
+	// stored holds the large columns as read, so Save leaves those the
+	// caller did not change alone: rewriting an unchanged snapshot or
+	// record would compress and TOAST it again for nothing.
+	stored storedBlobs
 }
+
+// storedBlobs are a link's large columns as read; a nil slice with its
+// flag unset means the column was not read.
+type storedBlobs struct {
+	snapshot, record, sync, projection, command, pcCommand []byte
+	haveSnapshot, haveRecord                               bool
+}
+
+// StoredSync returns the sync column as read (nil when the link was not
+// read), so a caller whose state did not change can hand it back to Save
+// unchanged.
+func (l *Link) StoredSync() []byte { return l.stored.sync }
 
 // PCPending reports whether the last Partner Center command has no result
 // yet.
@@ -147,7 +166,16 @@ func scanLink(row pgx.Row, extra ...any) (*Link, error) {
 		return nil, err
 	}
 	l.State, l.Origin = State(state), Origin(origin)
+	l.stored.sync, l.stored.projection, l.stored.command, l.stored.pcCommand = l.Sync, l.Projection, l.Command, l.PCCommand
 	return l, nil
+}
+
+// withBlobs records the snapshot and record read with l.
+func (l *Link) withBlobs(snapshot, record []byte) *Link {
+	l.Snapshot, l.SFRecord = snapshot, record
+	l.stored.snapshot, l.stored.record = snapshot, record
+	l.stored.haveSnapshot, l.stored.haveRecord = true, true
+	return l
 }
 
 // Lock finds the referral's link, creating it when absent, and locks it
@@ -201,8 +229,7 @@ func getWhere(ctx context.Context, db RowQuerier, where, id string) (*Link, erro
 	if err != nil {
 		return nil, fmt.Errorf("get link of %s: %w", id, store.MapError(err))
 	}
-	l.Snapshot, l.SFRecord = snapshot, record
-	return l, nil
+	return l.withBlobs(snapshot, record), nil
 }
 
 // LockWithSnapshot is LockExisting that also reads the stored snapshot
@@ -224,8 +251,7 @@ func lockFull(ctx context.Context, tx pgx.Tx, where, id string) (*Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock link of %s: %w", id, store.MapError(err))
 	}
-	l.Snapshot, l.SFRecord = snapshot, record
-	return l, nil
+	return l.withBlobs(snapshot, record), nil
 }
 
 // CreateOutbound finds the opportunity's link, creating an outbound one
@@ -241,8 +267,8 @@ func CreateOutbound(ctx context.Context, tx pgx.Tx, opportunityID string) (*Link
 	if err != nil {
 		return nil, fmt.Errorf("create link of opportunity %s: %w", opportunityID, store.MapError(err))
 	}
-	l.Snapshot, l.SFRecord, l.Created = snapshot, record, created
-	return l, nil
+	l.Created = created
+	return l.withBlobs(snapshot, record), nil
 }
 
 // LockByEngagement locks the link of another referral of the engagement
@@ -257,54 +283,86 @@ func LockByEngagement(ctx context.Context, tx pgx.Tx, engagementID, referralID s
 	if err != nil {
 		return nil, fmt.Errorf("lock link of engagement %s: %w", engagementID, store.MapError(err))
 	}
-	l.Snapshot, l.SFRecord = snapshot, record
-	return l, nil
+	return l.withBlobs(snapshot, record), nil
 }
 
-// Save writes l's mutable columns (the snapshot and the opportunity record
-// only when set) and appends the audit entries, in one statement.
+// Save writes l's mutable columns and appends the audit entries, in one
+// statement. The large columns (snapshot, opportunity record, projection,
+// commands, sync state) are written only when they differ from what was
+// read; a nil snapshot or record also leaves the stored one alone.
 func Save(ctx context.Context, tx pgx.Tx, l *Link, audits ...Audit) error {
-	var projection, record any
-	if l.Projection != nil {
-		projection = string(l.Projection)
-	}
-	if l.SFRecord != nil {
-		record = string(l.SFRecord)
-	}
-	sync := "{}"
-	if len(l.Sync) > 0 {
-		sync = string(l.Sync)
-	}
-	args := []any{l.ID, l.OpportunityID, l.AccountID, string(l.State), l.ParkReason, l.PCUpdatedAt, l.PCETag, l.Snapshot,
-		l.ProjectionHash, projection, l.CommandID, l.Command, l.CommandUpdatedAt, l.ResultCommandID, l.Replays,
-		l.ReferralID, l.EngagementID, l.SFModstamp, record, sync, l.CommandSubject, l.PCCommandID, l.PCCommand,
+	args := []any{l.ID, l.OpportunityID, l.AccountID, string(l.State), l.ParkReason, l.PCUpdatedAt, l.PCETag,
+		l.ProjectionHash, l.CommandID, l.CommandUpdatedAt, l.ResultCommandID, l.Replays,
+		l.ReferralID, l.EngagementID, l.SFModstamp, l.CommandSubject, l.PCCommandID,
 		l.PCResultCommandID, l.PCRejectedCommandID, l.CreateAttempt, l.InvalidHash, l.RelatedReferralID, l.RelatedUpdatedAt}
-	sql := `UPDATE mapper.links SET opportunity_id = $2, account_id = $3, state = $4, park_reason = $5,
-		pc_updated_at = $6, pc_etag = $7, snapshot = COALESCE($8, snapshot), sf_projection_hash = $9,
-		sf_projection = $10::jsonb, command_id = $11, command = $12, command_updated_at = $13,
-		result_command_id = $14, replays = $15, referral_id = NULLIF($16, ''), engagement_id = $17,
-		sf_modstamp = $18, sf_record = COALESCE($19::jsonb, sf_record), sync = $20::jsonb, command_subject = $21,
-		pc_command_id = $22, pc_command = $23, pc_result_command_id = $24, pc_rejected_command_id = $25,
-		create_attempt = $26, invalid_hash = $27, related_referral_id = $28, related_updated_at = $29, updated_at = now()
-		WHERE id = $1`
+	var sql strings.Builder
+	sql.WriteString(`UPDATE mapper.links SET opportunity_id = $2, account_id = $3, state = $4, park_reason = $5,
+		pc_updated_at = $6, pc_etag = $7, sf_projection_hash = $8, command_id = $9, command_updated_at = $10,
+		result_command_id = $11, replays = $12, referral_id = NULLIF($13, ''), engagement_id = $14,
+		sf_modstamp = $15, command_subject = $16, pc_command_id = $17, pc_result_command_id = $18,
+		pc_rejected_command_id = $19, create_attempt = $20, invalid_hash = $21, related_referral_id = $22,
+		related_updated_at = $23, updated_at = now()`)
+	set := func(column, cast string, v any) {
+		args = append(args, v)
+		fmt.Fprintf(&sql, ", %s = $%d%s", column, len(args), cast)
+	}
+	if l.Snapshot != nil && !(l.stored.haveSnapshot && sameBytes(l.Snapshot, l.stored.snapshot)) {
+		set("snapshot", "", l.Snapshot)
+	}
+	if l.SFRecord != nil && !(l.stored.haveRecord && sameBytes(l.SFRecord, l.stored.record)) {
+		set("sf_record", "::jsonb", string(l.SFRecord))
+	}
+	if !sameBytes(l.Projection, l.stored.projection) {
+		var projection any
+		if l.Projection != nil {
+			projection = string(l.Projection)
+		}
+		set("sf_projection", "::jsonb", projection)
+	}
+	if !sameBytes(l.Command, l.stored.command) {
+		set("command", "", l.Command)
+	}
+	if !sameBytes(l.PCCommand, l.stored.pcCommand) {
+		set("pc_command", "", l.PCCommand)
+	}
+	if !sameBytes(l.Sync, l.stored.sync) {
+		sync := "{}"
+		if len(l.Sync) > 0 {
+			sync = string(l.Sync)
+		}
+		set("sync", "::jsonb", sync)
+	}
+	sql.WriteString(" WHERE id = $1")
+	stmt := sql.String()
 	if len(audits) > 0 {
 		values, aargs, err := auditValues(audits, len(args)+1, &l.ID)
 		if err != nil {
 			return err
 		}
-		sql = `WITH audit AS (INSERT INTO mapper.audit_events (link_id, referral_id, opportunity_id, kind, message, details, trace_id, seller) VALUES ` +
-			values + `) ` + sql
+		stmt = `WITH audit AS (INSERT INTO mapper.audit_events (link_id, referral_id, opportunity_id, kind, message, details, trace_id, seller) VALUES ` +
+			values + `) ` + stmt
 		args = append(args, aargs...)
 	}
-	tag, err := tx.Exec(ctx, sql, args...)
+	tag, err := tx.Exec(ctx, stmt, args...)
 	if err != nil {
 		return fmt.Errorf("save link %d (referral %q, opportunity %q): %w", l.ID, l.ReferralID, l.OpportunityID, store.MapError(err))
 	}
 	if tag.RowsAffected() != 1 {
 		return fmt.Errorf("save link %d: %w", l.ID, store.ErrNotFound)
 	}
+	l.stored.sync, l.stored.projection, l.stored.command, l.stored.pcCommand = l.Sync, l.Projection, l.Command, l.PCCommand
+	if l.Snapshot != nil {
+		l.stored.snapshot, l.stored.haveSnapshot = l.Snapshot, true
+	}
+	if l.SFRecord != nil {
+		l.stored.record, l.stored.haveRecord = l.SFRecord, true
+	}
 	return nil
 }
+
+// sameBytes reports whether a and b hold the same value, telling NULL
+// (nil) from an empty value.
+func sameBytes(a, b []byte) bool { return (a == nil) == (b == nil) && bytes.Equal(a, b) }
 
 // AppendAudit appends entries not tied to a link change.
 func AppendAudit(ctx context.Context, tx pgx.Tx, linkID *int64, audits ...Audit) error {

@@ -55,3 +55,78 @@ func TestLockCreatesOnceAndAuditIsAppendOnly(t *testing.T) {
 		t.Errorf("link = %+v, %v", l, err)
 	}
 }
+
+// Save writes a large column only when the caller changed it: an unchanged
+// one is left out of the UPDATE (here a value written behind the link's
+// back survives), a changed one is written, and a projection set to nil is
+// cleared.
+func TestSaveWritesOnlyChangedLargeColumns(t *testing.T) {
+	ctx := context.Background()
+	pool := storetest.NewDB(t, "mapper", storetest.RepoMigrations(t, "mapper"))
+	inTx := func(fn func(tx pgx.Tx) error) {
+		t.Helper()
+		if err := store.InTx(ctx, pool, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inTx(func(tx pgx.Tx) error {
+		l, err := linkstore.Lock(ctx, tx, "r2", "e2")
+		if err != nil {
+			return err
+		}
+		l.Snapshot, l.SFRecord, l.Projection = []byte("snap-1"), []byte(`{"a": 1}`), []byte(`{"p": 1}`)
+		l.Command, l.PCCommand, l.Sync = []byte("cmd-1"), []byte("pc-1"), []byte(`{"s": 1}`)
+		return linkstore.Save(ctx, tx, l)
+	})
+	const marker = `UPDATE mapper.links SET snapshot = 'm', sf_record = '{"m": 0}', sf_projection = '{"m": 0}',
+		command = 'm', pc_command = 'm', sync = '{"m": 0}' WHERE referral_id = 'r2'`
+	inTx(func(tx pgx.Tx) error {
+		l, err := linkstore.LockWithSnapshot(ctx, tx, "r2")
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, marker); err != nil {
+			return err
+		}
+		l.ParkReason = "unchanged blobs"
+		return linkstore.Save(ctx, tx, l)
+	})
+	read := func() (snapshot, record, projection, command, pcCommand, sync, reason string) {
+		t.Helper()
+		var proj *string
+		err := pool.QueryRow(ctx, `SELECT convert_from(snapshot, 'UTF8'), sf_record::text, sf_projection::text,
+			convert_from(command, 'UTF8'), convert_from(pc_command, 'UTF8'), sync::text, park_reason
+			FROM mapper.links WHERE referral_id = 'r2'`).Scan(&snapshot, &record, &proj, &command, &pcCommand, &sync, &reason)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if proj != nil {
+			projection = *proj
+		}
+		return
+	}
+	snap, rec, proj, cmd, pc, sync, reason := read()
+	if snap != "m" || rec != `{"m": 0}` || proj != `{"m": 0}` || cmd != "m" || pc != "m" || sync != `{"m": 0}` || reason != "unchanged blobs" {
+		t.Errorf("after saving unchanged columns: %q %q %q %q %q %q %q, want the marker values kept and the reason saved",
+			snap, rec, proj, cmd, pc, sync, reason)
+	}
+	inTx(func(tx pgx.Tx) error {
+		l, err := linkstore.LockWithSnapshot(ctx, tx, "r2")
+		if err != nil {
+			return err
+		}
+		l.Snapshot, l.Projection, l.Command, l.Sync = []byte("snap-2"), nil, []byte("cmd-2"), []byte(`{"s": 2}`)
+		if err := linkstore.Save(ctx, tx, l); err != nil {
+			return err
+		}
+		// A second Save in the same transaction compares with what the
+		// first wrote.
+		l.PCCommand = []byte("pc-2")
+		return linkstore.Save(ctx, tx, l)
+	})
+	snap, rec, proj, cmd, pc, sync, _ = read()
+	if snap != "snap-2" || rec != `{"m": 0}` || proj != "" || cmd != "cmd-2" || pc != "pc-2" || sync != `{"s": 2}` {
+		t.Errorf("after changing columns: %q %q %q %q %q %q, want snap-2, the record kept, no projection, cmd-2, pc-2, sync 2",
+			snap, rec, proj, cmd, pc, sync)
+	}
+}

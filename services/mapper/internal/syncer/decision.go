@@ -76,6 +76,9 @@ type decision struct {
 	publish  []message
 	// applied reports whether a command was produced.
 	applied bool
+	// loadedDoc is doc as loaded, encoded: an unchanged doc hands the
+	// stored column back, so Save does not rewrite it.
+	loadedDoc []byte
 }
 
 // load prepares a decision on a locked link (its snapshot and record
@@ -86,6 +89,7 @@ func (s *Service) load(link *linkstore.Link, trigger, tid string) (*decision, er
 		if err := json.Unmarshal(link.Sync, &d.doc); err != nil {
 			return nil, fmt.Errorf("link %d: sync state: %w", link.ID, err)
 		}
+		d.loadedDoc = d.encode()
 	}
 	if len(link.SFRecord) > 0 {
 		o, err := mapping.ParseOpportunity(link.SFRecord)
@@ -291,11 +295,7 @@ func (d *decision) finish(ctx context.Context, tx pgx.Tx) ([]message, error) {
 	if len(d.sfFields) > 0 && d.link.OpportunityID != "" {
 		d.buildSF()
 	}
-	b, err := json.Marshal(d.doc)
-	if err != nil {
-		return nil, fmt.Errorf("link %d: encode sync state: %w", d.link.ID, err)
-	}
-	d.link.Sync = b
+	d.link.Sync = d.encode()
 	if err := linkstore.Save(ctx, tx, d.link, d.audits...); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -302,8 +303,17 @@ func (s *Service) syncedOf(fields map[string]any) map[string]string {
 	return out
 }
 
+// encode returns the sync column for the decision's doc: the stored bytes
+// when the doc is as loaded (so Save leaves the column alone), else its
+// JSON. The doc holds only strings, times and maps of them, so encoding
+// cannot fail.
 func (d *decision) encode() []byte {
 	b, _ := json.Marshal(d.doc)
+	if d.loadedDoc != nil && bytes.Equal(b, d.loadedDoc) {
+		if stored := d.link.StoredSync(); stored != nil {
+			return stored
+		}
+	}
 	return b
 }
 
