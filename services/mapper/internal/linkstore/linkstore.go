@@ -128,11 +128,6 @@ type storedBlobs struct {
 	haveSnapshot, haveRecord                               bool
 }
 
-// StoredSync returns the sync column as read (nil when the link was not
-// read), so a caller whose state did not change can hand it back to Save
-// unchanged.
-func (l *Link) StoredSync() []byte { return l.stored.sync }
-
 // PCPending reports whether the last Partner Center command has no result
 // yet.
 func (l *Link) PCPending() bool { return l.PCCommandID != "" && l.PCResultCommandID != l.PCCommandID }

@@ -76,9 +76,6 @@ type decision struct {
 	publish  []message
 	// applied reports whether a command was produced.
 	applied bool
-	// loadedDoc is doc as loaded, encoded: an unchanged doc hands the
-	// stored column back, so Save does not rewrite it.
-	loadedDoc []byte
 }
 
 // load prepares a decision on a locked link (its snapshot and record
@@ -89,10 +86,9 @@ func (s *Service) load(link *linkstore.Link, trigger, tid string) (*decision, er
 		if err := json.Unmarshal(link.Sync, &d.doc); err != nil {
 			return nil, fmt.Errorf("link %d: sync state: %w", link.ID, err)
 		}
-		d.loadedDoc = d.encode()
 	}
 	if len(link.SFRecord) > 0 {
-		o, err := mapping.ParseOpportunity(link.SFRecord)
+		o, err := s.opportunities.get(link.SFRecord)
 		if err != nil {
 			return nil, fmt.Errorf("link %d: stored opportunity: %w", link.ID, err)
 		}
@@ -103,7 +99,7 @@ func (s *Service) load(link *linkstore.Link, trigger, tid string) (*decision, er
 		if err := proto.Unmarshal(link.Snapshot, &ev); err != nil {
 			return nil, fmt.Errorf("link %d: stored snapshot: %w", link.ID, err)
 		}
-		if r, err := mapping.ParseReferral(ev.GetReferralJson()); err == nil {
+		if r, err := s.referrals.get(ev.GetReferralJson()); err == nil {
 			d.ref = &r
 		}
 	}

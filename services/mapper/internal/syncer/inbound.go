@@ -1,7 +1,6 @@
 package syncer
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,7 +41,7 @@ func (s *Service) Observed(ctx context.Context, d Delivery, ev *cosellv1.Referra
 	if referralID == "" || !ev.GetUpdatedAt().IsValid() {
 		return "", fmt.Errorf("%w: referral snapshot without referral id or updatedDateTime", ErrMalformed)
 	}
-	ref, err := mapping.ParseReferral(ev.GetReferralJson())
+	ref, err := s.referrals.get(ev.GetReferralJson())
 	if err != nil {
 		return "", fmt.Errorf("%w: referral %s: %w", ErrMalformed, referralID, err)
 	}
@@ -303,17 +302,10 @@ func (s *Service) syncedOf(fields map[string]any) map[string]string {
 	return out
 }
 
-// encode returns the sync column for the decision's doc: the stored bytes
-// when the doc is as loaded (so Save leaves the column alone), else its
-// JSON. The doc holds only strings, times and maps of them, so encoding
-// cannot fail.
+// encode returns the sync column for the decision's doc. The doc holds
+// only strings, times and maps of them, so encoding cannot fail.
 func (d *decision) encode() []byte {
 	b, _ := json.Marshal(d.doc)
-	if d.loadedDoc != nil && bytes.Equal(b, d.loadedDoc) {
-		if stored := d.link.StoredSync(); stored != nil {
-			return stored
-		}
-	}
 	return b
 }
 

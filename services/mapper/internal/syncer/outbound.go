@@ -48,7 +48,7 @@ func (s *Service) OpportunityObserved(ctx context.Context, d Delivery, ev *cosel
 	}
 	var opp mapping.Opportunity
 	if !ev.GetDeleted() {
-		if opp, err = mapping.ParseOpportunity(ev.GetRecordJson()); err != nil {
+		if opp, err = s.opportunities.get(ev.GetRecordJson()); err != nil {
 			return "", fmt.Errorf("%w: opportunity %s: %w", ErrMalformed, oppID, err)
 		}
 	}

@@ -120,11 +120,11 @@ func (s *Service) PartnerCenterResult(ctx context.Context, d Delivery, res *cose
 }
 
 // resultSnapshot turns the referral a result carries into a snapshot.
-func resultSnapshot(res *cosellv1.PartnerCenterResult) (*cosellv1.ReferralObserved, mapping.Referral, bool) {
+func (s *Service) resultSnapshot(res *cosellv1.PartnerCenterResult) (*cosellv1.ReferralObserved, mapping.Referral, bool) {
 	if len(res.GetReferralJson()) == 0 {
 		return nil, mapping.Referral{}, false
 	}
-	ref, err := mapping.ParseReferral(res.GetReferralJson())
+	ref, err := s.referrals.get(res.GetReferralJson())
 	if err != nil {
 		return nil, mapping.Referral{}, false
 	}
@@ -177,7 +177,7 @@ func (s *Service) createResult(d *decision, res *cosellv1.PartnerCenterResult) (
 				res.GetReferralId(), link.ReferralID), map[string]any{"commandId": id}, false)
 			return OutcomeRecorded, nil
 		}
-		ev, ref, ok := resultSnapshot(res)
+		ev, ref, ok := s.resultSnapshot(res)
 		firstLook := link.ReferralID == ""
 		link.ReferralID = res.GetReferralId()
 		d.doc.State.Forget(twoway.PartnerCenter, id)
@@ -267,7 +267,7 @@ func (s *Service) patchResult(d *decision, res *cosellv1.PartnerCenterResult) (O
 	details := map[string]any{"commandId": id, "httpStatus": res.GetHttpStatus(), "errorCode": res.GetErrorCode(), "current": current}
 	switch res.GetOutcome() {
 	case cosellv1.Outcome_OUTCOME_OK:
-		if ev, ref, ok := resultSnapshot(res); ok && d.takeSnapshot(ev) {
+		if ev, ref, ok := s.resultSnapshot(res); ok && d.takeSnapshot(ev) {
 			d.conflicts(d.observePC(ref, d.link.PCUpdatedAt.UTC()))
 		} else if res.GetEtag() != "" && res.GetUpdatedAt().IsValid() && link.PCUpdatedAt != nil &&
 			pgTime(res.GetUpdatedAt().AsTime()).After(*link.PCUpdatedAt) {
@@ -287,7 +287,7 @@ func (s *Service) patchResult(d *decision, res *cosellv1.PartnerCenterResult) (O
 		if res.GetErrorCode() == errorPreconditionFailed || res.GetHttpStatus() == http.StatusPreconditionFailed {
 			// Someone changed the referral since the eTag we based the
 			// patch on: decide again from the referral as it is now.
-			if ev, ref, ok := resultSnapshot(res); ok && d.takeSnapshot(ev) {
+			if ev, ref, ok := s.resultSnapshot(res); ok && d.takeSnapshot(ev) {
 				d.conflicts(d.observePC(ref, d.link.PCUpdatedAt.UTC()))
 			}
 			d.audit(KindPreconditionRedecided, "The referral changed in Partner Center while an update was on its way; deciding again from the referral as it is now.", details, false)

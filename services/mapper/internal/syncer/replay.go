@@ -66,7 +66,7 @@ func (s *Service) Replay(ctx context.Context, referralID string) (out Replayed, 
 		if err := proto.Unmarshal(link.Snapshot, &ev); err != nil {
 			return fmt.Errorf("stored snapshot: %w", err)
 		}
-		ref, err := mapping.ParseReferral(ev.GetReferralJson())
+		ref, err := s.referrals.get(ev.GetReferralJson())
 		if err != nil {
 			return fmt.Errorf("stored snapshot: %w", err)
 		}

@@ -149,6 +149,9 @@ type Service struct {
 	tracer  trace.Tracer
 	handled metric.Int64Counter
 	service string
+	// referrals and opportunities cache parsed documents.
+	referrals     *parseCache[mapping.Referral]
+	opportunities *parseCache[mapping.Opportunity]
 }
 
 // New returns the use case over db, publishing with pub and mapping with m.
@@ -163,6 +166,7 @@ func New(db store.Beginner, pub Publisher, m *mapping.Config, log *slog.Logger, 
 	}
 	return &Service{
 		db: db, pub: pub, mapping: m, log: log, handled: handled, service: service,
+		referrals: newReferralCache(), opportunities: newOpportunityCache(),
 		tracer: tp.Tracer("github.com/cosell/cosell/services/mapper/internal/syncer"),
 	}, nil
 }
