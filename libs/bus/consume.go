@@ -320,11 +320,22 @@ func (c *Conn) consumeOnce(ctx context.Context, spec ConsumerSpec, h Handler) (e
 	var (
 		inflight sync.WaitGroup
 		slots    = make(chan struct{}, spec.Concurrency)
+		work     = make(chan jetstream.Msg)
 		loopErr  error
 	)
 	// Handlers outlive the stop signal so they can commit; HandlerTimeout
-	// bounds them instead.
+	// bounds them instead. They run on Concurrency long-lived workers
+	// rather than a goroutine per message, whose stack would grow again
+	// for every message (JSON, protobuf and pgx go deep).
 	handlerBase := context.WithoutCancel(ctx)
+	for range spec.Concurrency {
+		inflight.Go(func() {
+			for jm := range work {
+				c.process(handlerBase, spec, h, jm)
+				<-slots
+			}
+		})
+	}
 	for {
 		// Take a handler slot before fetching, so at most Concurrency
 		// messages are in flight; once stopping, fetch without one, only to
@@ -358,11 +369,10 @@ func (c *Conn) consumeOnce(ctx context.Context, spec ConsumerSpec, h Handler) (e
 			}
 			continue
 		}
-		inflight.Go(func() {
-			defer func() { <-slots }()
-			c.process(handlerBase, spec, h, jm)
-		})
+		// Holding a slot means a worker is free (or about to be).
+		work <- jm
 	}
+	close(work)
 	close(stopped)
 	watcher.Wait()
 	inflight.Wait()
