@@ -140,3 +140,74 @@ func TestQueryPagingAndQueryAll(t *testing.T) {
 	h.token = h.clientCredentials()
 	h.expectError(http.MethodGet, page.NextRecordsURL, nil, 400, "INVALID_QUERY_LOCATOR", "")
 }
+
+// A change poll (a top-level SystemModstamp >= condition) is served from
+// the SystemModstamp index; it must return exactly what a scan of every
+// record returns, in the same order, after inserts, updates, deletes and
+// allOrNone requests whose writes were undone.
+func TestModstampPollMatchesFullScan(t *testing.T) {
+	h := newHarness(t)
+	var ids []string
+	var cutoffs []string
+	for i := range 12 {
+		cutoffs = append(cutoffs, h.clock.Now().UTC().Format("2006-01-02T15:04:05.000Z"))
+		ids = append(ids, h.create("Opportunity", newOpp(map[string]any{"Name": fmt.Sprintf("Poll-%02d", i)})))
+		h.clock.Advance(time.Second)
+	}
+	// Older records change later, so stamp order differs from creation order.
+	for _, i := range []int{0, 5, 2} {
+		h.expect(http.MethodPatch, v+"/sobjects/Opportunity/"+ids[i], map[string]any{"Amount": 10 + i}, 204, nil)
+		h.clock.Advance(time.Second)
+	}
+	h.expect(http.MethodDelete, v+"/sobjects/Opportunity/"+ids[7], nil, 204, nil)
+	h.clock.Advance(time.Second)
+	// allOrNone requests that fail: the insert and the update are undone.
+	invalid := map[string]any{"attributes": map[string]any{"type": "Opportunity"}, "Name": "missing stage and close date"}
+	h.expect(http.MethodPost, v+"/composite/sobjects", map[string]any{"allOrNone": true, "records": []any{
+		newOpp(map[string]any{"attributes": map[string]any{"type": "Opportunity"}, "Name": "Undone"}), invalid}}, 200, nil)
+	h.clock.Advance(time.Second)
+	h.expect(http.MethodPost, v+"/composite", map[string]any{"allOrNone": true, "compositeRequest": []any{
+		map[string]any{"method": "PATCH", "url": v + "/sobjects/Opportunity/" + ids[3], "referenceId": "up", "body": map[string]any{"Amount": 99}},
+		map[string]any{"method": "DELETE", "url": v + "/sobjects/Opportunity/" + ids[4], "referenceId": "del"},
+		map[string]any{"method": "POST", "url": v + "/sobjects/Opportunity", "referenceId": "bad", "body": newOpp(map[string]any{"StageName": "Nope"})},
+	}}, 200, nil)
+	if h.get("Opportunity", ids[3])["Amount"] == float64(99) {
+		t.Fatal("the allOrNone composite request was not rolled back")
+	}
+	h.clock.Advance(time.Second)
+	h.expect(http.MethodPatch, v+"/sobjects/Opportunity/"+ids[9], map[string]any{"Amount": 7}, 204, nil)
+	cutoffs = append(cutoffs, h.clock.Now().UTC().Format("2006-01-02T15:04:05.000Z"))
+
+	type result struct {
+		TotalSize int
+		Records   []map[string]any
+	}
+	names := func(r result) []string {
+		var out []string
+		for _, rec := range r.Records {
+			out = append(out, fmt.Sprint(rec["Name"], "/", rec["IsDeleted"]))
+		}
+		return out
+	}
+	polled := 0
+	for _, from := range cutoffs {
+		for _, op := range []string{">=", ">"} {
+			var indexed, scanned result
+			h.expect(http.MethodGet, v+"/queryAll?q="+url.QueryEscape("SELECT Name, IsDeleted FROM Opportunity WHERE SystemModstamp "+op+" "+from+" AND Name LIKE 'Poll-%'"), nil, 200, &indexed)
+			// A top-level OR is not the poll's shape: every record is scanned.
+			h.expect(http.MethodGet, v+"/queryAll?q="+url.QueryEscape("SELECT Name, IsDeleted FROM Opportunity WHERE (SystemModstamp "+op+" "+from+" OR Name = 'none') AND Name LIKE 'Poll-%'"), nil, 200, &scanned)
+			if got, want := strings.Join(names(indexed), " "), strings.Join(names(scanned), " "); got != want {
+				t.Errorf("SystemModstamp %s %s:\n index %s\n scan  %s", op, from, got, want)
+			}
+			polled += indexed.TotalSize
+		}
+	}
+	if polled == 0 {
+		t.Fatal("no poll returned a record")
+	}
+	var undone result
+	h.expect(http.MethodGet, v+"/queryAll?q="+url.QueryEscape("SELECT Name FROM Opportunity WHERE SystemModstamp >= "+cutoffs[0]+" AND (Name = 'Undone' OR Amount = 99)"), nil, 200, &undone)
+	if undone.TotalSize != 0 {
+		t.Errorf("undone writes visible to a poll: %v", undone.Records)
+	}
+}

@@ -17,6 +17,7 @@ type entry struct {
 	rec      map[string]any
 	modstamp time.Time
 	deleted  time.Time // zero while live
+	seq      uint64    // creation order within the table
 }
 
 // table holds one sObject's records.
@@ -28,6 +29,48 @@ type table struct {
 	// lower-cased value → ids of live records.
 	unique map[string]map[string][]string
 	seq    uint64
+	// created numbers records in creation order (entry.seq).
+	created uint64
+	// stamps is the SystemModstamp index: (stamp, id) for every value a
+	// record's SystemModstamp has held since the last compaction, sorted
+	// by stamp while stampsSorted. Every record's current stamp is in it;
+	// entries of older stamps are skipped when read.
+	stamps       []stampEntry
+	stampsSorted bool
+}
+
+// stampEntry is one SystemModstamp index entry.
+type stampEntry struct{ stamp, id string }
+
+// noteStamp adds rec's current SystemModstamp to the index. Stamps come
+// from txn.stamp and never go back, so the index stays sorted by
+// appending; a stamp out of order (a seeded record, an undone write)
+// rebuilds it, as does growth past twice the records.
+func (t *table) noteStamp(id string, rec map[string]any) {
+	stamp, _ := rec["SystemModstamp"].(string)
+	if n := len(t.stamps); n > 0 && stamp < t.stamps[n-1].stamp {
+		t.stampsSorted = false
+	}
+	t.stamps = append(t.stamps, stampEntry{stamp: stamp, id: id})
+	if !t.stampsSorted || len(t.stamps) > 2*len(t.byID)+1024 {
+		t.rebuildStamps()
+	}
+}
+
+// rebuildStamps rebuilds the index from the records' current stamps.
+func (t *table) rebuildStamps() {
+	t.stamps = t.stamps[:0]
+	for id, e := range t.byID {
+		stamp, _ := e.rec["SystemModstamp"].(string)
+		t.stamps = append(t.stamps, stampEntry{stamp: stamp, id: id})
+	}
+	sort.Slice(t.stamps, func(i, j int) bool {
+		if t.stamps[i].stamp != t.stamps[j].stamp {
+			return t.stamps[i].stamp < t.stamps[j].stamp
+		}
+		return t.stamps[i].id < t.stamps[j].id
+	})
+	t.stampsSorted = true
 }
 
 // deletion is one row of the delete log getDeleted reads.
@@ -56,7 +99,7 @@ func newStore(schema *sfschema.Schema) *store {
 func (st *store) resetLocked() {
 	st.tables = map[string]*table{}
 	for _, o := range st.schema.Objects() {
-		t := &table{obj: o, byID: map[string]*entry{}, unique: map[string]map[string][]string{}}
+		t := &table{obj: o, byID: map[string]*entry{}, unique: map[string]map[string][]string{}, stampsSorted: true}
 		for _, f := range o.Fields {
 			if f.Unique || f.ExternalID {
 				t.unique[f.Name] = map[string][]string{}
@@ -90,9 +133,11 @@ func (st *store) seed(object, id string, fields map[string]any, createdBy string
 	rec["Id"], rec["IsDeleted"] = id, false
 	rec["CreatedDate"], rec["LastModifiedDate"], rec["SystemModstamp"] = ts, ts, ts
 	rec["CreatedById"], rec["LastModifiedById"] = createdBy, createdBy
-	t.byID[id] = &entry{rec: rec, modstamp: now}
+	t.created++
+	t.byID[id] = &entry{rec: rec, modstamp: now, seq: t.created}
 	t.order = append(t.order, id)
 	t.index(id, nil, rec)
+	t.noteStamp(id, rec)
 }
 
 // keyOf is the unique-index key of a value: text compares
@@ -161,6 +206,40 @@ func (v *view) Scan(object string, fn func(rec map[string]any) bool) {
 			return
 		}
 	}
+}
+
+// ScanModifiedSince calls fn, in creation order, for the records of object
+// whose SystemModstamp is at or after from (canonical datetime text), the
+// shape of a change poll, reading only what changed since then. It
+// implements soql.StampIndex.
+func (v *view) ScanModifiedSince(object, from string, fn func(rec map[string]any) bool) bool {
+	t := v.st.table(object)
+	if t == nil || !t.stampsSorted {
+		return false
+	}
+	first := sort.Search(len(t.stamps), func(i int) bool { return t.stamps[i].stamp >= from })
+	var hits []*entry
+	seen := map[string]bool{}
+	for _, se := range t.stamps[first:] {
+		e := t.byID[se.id]
+		if e == nil || seen[se.id] {
+			continue
+		}
+		// An entry of a stamp the record no longer holds is skipped: its
+		// current stamp has an entry of its own.
+		if stamp, _ := e.rec["SystemModstamp"].(string); stamp != se.stamp {
+			continue
+		}
+		seen[se.id] = true
+		hits = append(hits, e)
+	}
+	sort.Slice(hits, func(i, j int) bool { return hits[i].seq < hits[j].seq })
+	for _, e := range hits {
+		if !fn(e.rec) {
+			break
+		}
+	}
+	return true
 }
 
 // Get returns the record of object with id (15 or 18 characters), deleted
@@ -299,9 +378,11 @@ func (tx *txn) nextID(t *table) string {
 // insert stores a new record (rec["Id"] already set).
 func (tx *txn) insert(t *table, rec map[string]any, modstamp time.Time) {
 	id, _ := rec["Id"].(string)
-	t.byID[id] = &entry{rec: rec, modstamp: modstamp}
+	t.created++
+	t.byID[id] = &entry{rec: rec, modstamp: modstamp, seq: t.created}
 	t.order = append(t.order, id)
 	t.index(id, nil, rec)
+	t.noteStamp(id, rec)
 	tx.undo = append(tx.undo, func() {
 		t.index(id, rec, nil)
 		delete(t.byID, id)
@@ -314,25 +395,29 @@ func (tx *txn) insert(t *table, rec map[string]any, modstamp time.Time) {
 // replace swaps a record's map for rec.
 func (tx *txn) replace(t *table, id string, rec map[string]any, modstamp time.Time) {
 	old := t.byID[id]
-	t.byID[id] = &entry{rec: rec, modstamp: modstamp, deleted: old.deleted}
+	t.byID[id] = &entry{rec: rec, modstamp: modstamp, deleted: old.deleted, seq: old.seq}
 	t.index(id, old.rec, rec)
+	t.noteStamp(id, rec)
 	tx.undo = append(tx.undo, func() {
 		t.index(id, rec, old.rec)
 		t.byID[id] = old
+		t.noteStamp(id, old.rec)
 	})
 }
 
 // markDeleted moves a record to the recycle bin.
 func (tx *txn) markDeleted(t *table, id string, rec map[string]any, at time.Time) {
 	old := t.byID[id]
-	t.byID[id] = &entry{rec: rec, modstamp: at, deleted: at}
+	t.byID[id] = &entry{rec: rec, modstamp: at, deleted: at, seq: old.seq}
 	t.index(id, old.rec, nil)
+	t.noteStamp(id, rec)
 	n := len(tx.st.deletes)
 	tx.st.deletes = append(tx.st.deletes, deletion{object: t.obj.Name, id: id, at: at})
 	tx.undo = append(tx.undo, func() {
 		tx.st.deletes = tx.st.deletes[:n]
 		t.index(id, nil, old.rec)
 		t.byID[id] = old
+		t.noteStamp(id, old.rec)
 	})
 }
 

@@ -21,6 +21,19 @@ type Store interface {
 	Get(object, id string) (map[string]any, bool)
 }
 
+// StampIndex is optionally implemented by a Store that keeps its records
+// in SystemModstamp order. Execute uses it for a query with a top-level
+// condition SystemModstamp >= (or >) a datetime, the shape of a change
+// poll, so a poll reads what changed since then instead of every record.
+type StampIndex interface {
+	// ScanModifiedSince calls fn, in the order Scan would, for every
+	// record of object whose SystemModstamp is at or after from (canonical
+	// datetime text, as records hold it), and may call it for others;
+	// it stops when fn returns false. It returns false, without calling
+	// fn, when it cannot serve the scan.
+	ScanModifiedSince(object, from string, fn func(rec map[string]any) bool) bool
+}
+
 // ReferenceIndex is optionally implemented by a Store that indexes lookup
 // fields. Execute uses it for child subqueries and for filters of the form
 // LookupField = 'id', so a query for one parent does not scan every child.
@@ -175,6 +188,11 @@ func (x *executor) rootRows(q *Query) []map[string]any {
 			return rows
 		}
 	}
+	if si, ok := x.st.(StampIndex); ok {
+		if from, ok := stampFilter(q.where); ok && si.ScanModifiedSince(q.obj.Name, from, keep) {
+			return rows
+		}
+	}
 	x.st.Scan(q.obj.Name, keep)
 	return rows
 }
@@ -219,6 +237,22 @@ func refFilter(e expr) (field, id string, ok bool) {
 		return c.path.field.Name, c.vals[0].text, true
 	}
 	return "", "", false
+}
+
+// stampFilter finds a top-level condition SystemModstamp >= or > a
+// datetime literal and returns the literal's canonical text. Every record
+// the query can match has a stamp at or after it; the full condition is
+// still evaluated on each.
+func stampFilter(e expr) (from string, ok bool) {
+	for _, t := range conjuncts(e) {
+		c, isCmp := t.(*cmpExpr)
+		if !isCmp || len(c.path.rels) > 0 || c.path.field.Name != "SystemModstamp" || (c.op != ">=" && c.op != ">") ||
+			c.vals[0].kind != vDateTime || c.vals[0].text == "" {
+			continue
+		}
+		return c.vals[0].text, true
+	}
+	return "", false
 }
 
 func (x *executor) eval(e expr, rec map[string]any) bool {
