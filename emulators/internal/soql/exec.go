@@ -4,6 +4,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/cosell/cosell/emulators/internal/sfschema"
 )
@@ -359,6 +361,43 @@ func (x *executor) equal(f *sfschema.Field, v any, val value, op string) bool {
 	return ok && n == 0
 }
 
+// compareUpper is strings.Compare(strings.ToUpper(s), upper) for an upper
+// already upper-cased, without building the upper-cased copy of s: text
+// filters compare every record this way. It compares rune by rune, which
+// orders as the UTF-8 bytes do; an invalid byte of s counts as U+FFFD, as
+// strings.ToUpper makes it.
+func compareUpper(s, upper string) int {
+	i, j := 0, 0
+	for i < len(s) && j < len(upper) {
+		a, n := rune(s[i]), 1
+		switch {
+		case a >= utf8.RuneSelf:
+			a, n = utf8.DecodeRuneInString(s[i:])
+			a = unicode.ToUpper(a)
+		case 'a' <= a && a <= 'z':
+			a -= 'a' - 'A'
+		}
+		b, m := rune(upper[j]), 1
+		if b >= utf8.RuneSelf {
+			b, m = utf8.DecodeRuneInString(upper[j:])
+		}
+		if a != b {
+			if a < b {
+				return -1
+			}
+			return 1
+		}
+		i, j = i+n, j+m
+	}
+	switch {
+	case i < len(s):
+		return 1
+	case j < len(upper):
+		return -1
+	}
+	return 0
+}
+
 // order compares a record value with a typed literal: negative when the
 // value sorts first. ok is false when the stored value has the wrong Go
 // type for the field, which then matches nothing.
@@ -369,7 +408,7 @@ func order(v any, val value) (int, bool) {
 		if !ok {
 			return 0, false
 		}
-		return strings.Compare(strings.ToUpper(s), val.text), true
+		return compareUpper(s, val.text), true
 	case vID:
 		s, ok := v.(string)
 		if !ok {

@@ -506,3 +506,31 @@ func BenchmarkPollingQuery(b *testing.B) {
 		}
 	}
 }
+
+func TestCompareUpperMatchesToUpper(t *testing.T) {
+	words := []string{"", "a", "A", "ab", "AB", "Contoso", "CONTOSO", "contoso ltd", "Straße", "STRASSE", "ǆemal", "Ǆ", "ß",
+		"İstanbul", "ıi", "Ωmega", "\xff", "a\xffb", "\uFFFD", "zz", "Z", "日本", "日本語", "é", "É", "e\u0301"}
+	sign := func(n int) int {
+		switch {
+		case n < 0:
+			return -1
+		case n > 0:
+			return 1
+		}
+		return 0
+	}
+	for _, s := range words {
+		for _, u := range words {
+			upper := strings.ToUpper(u)
+			if got, want := sign(compareUpper(s, upper)), strings.Compare(strings.ToUpper(s), upper); got != want {
+				t.Errorf("compareUpper(%q, %q) = %d, want %d", s, upper, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkCompareUpper(b *testing.B) {
+	for b.Loop() {
+		compareUpper("Bench Customer 0042 GmbH", "BENCH CUSTOMER 0042 GMBH")
+	}
+}
