@@ -72,10 +72,10 @@ func (c *parseCache[T]) get(data []byte) (T, error) {
 	return v, nil
 }
 
-// Sizes of the mapper's parse caches. A parsed referral takes about 20 KiB
-// of maps; 512 of each raised the mapper's peak RSS in `make bench` from
-// 46 to 68 MiB. 128 cover the ~1 s between a referral's snapshot and its
-// echo at 100+ referrals/s for about 5 MiB.
+// Sizes of the mapper's parse caches. Parsed documents are maps, far
+// larger than their JSON: 512 of each raised the mapper's peak RSS in
+// `make bench` from 46 to 68 MiB. 128 cover the second or so between a
+// referral's snapshot and the echo of its opportunity at 100+ referrals/s.
 const (
 	referralCacheSize    = 128
 	opportunityCacheSize = 128
