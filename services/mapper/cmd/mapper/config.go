@@ -21,6 +21,11 @@ type Config struct {
 	MappingFile string `env:"MAPPING_FILE"`
 	// MaxConcurrency bounds the snapshots handled at once by one replica.
 	MaxConcurrency int `env:"MAPPER_MAX_CONCURRENCY, default=16"`
+	// GroupCommitWorkers is how many transactions the message handlers
+	// run at once; GroupCommitBatch how many messages one of them may hold
+	// (1: each message commits alone).
+	GroupCommitWorkers int `env:"MAPPER_GROUP_COMMIT_WORKERS, default=4"`
+	GroupCommitBatch   int `env:"MAPPER_GROUP_COMMIT_BATCH, default=16"`
 	// AuditRetention is how long audit events are kept (0: forever). 400
 	// days cover a co-sell deal's usual life plus a yearly review.
 	AuditRetention time.Duration `env:"MAPPER_AUDIT_RETENTION, default=9600h"`
@@ -46,6 +51,10 @@ func loadConfig(ctx context.Context) (Config, error) {
 	}
 	if cfg.MaxConcurrency < 1 {
 		return Config{}, fmt.Errorf("load config: MAPPER_MAX_CONCURRENCY must be at least 1, got %d", cfg.MaxConcurrency)
+	}
+	if cfg.GroupCommitWorkers < 1 || cfg.GroupCommitBatch < 1 {
+		return Config{}, fmt.Errorf("load config: MAPPER_GROUP_COMMIT_WORKERS and MAPPER_GROUP_COMMIT_BATCH must be at least 1, got %d and %d",
+			cfg.GroupCommitWorkers, cfg.GroupCommitBatch)
 	}
 	streamAge := cfg.StreamMaxAge
 	if streamAge <= 0 {

@@ -85,6 +85,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	group := store.NewGroup(pool, cfg.GroupCommitWorkers, cfg.GroupCommitBatch)
+	defer group.Close() // on early returns; the ordered shutdown closes it after the consumers
+	if err := group.RegisterMetrics(tel.Meter(service)); err != nil {
+		return fmt.Errorf("group commit metrics: %w", err)
+	}
+	svc.UseGroup(group)
 	srv := httpx.New(httpx.Config{Addr: cfg.HTTPAddr, Logger: log, Metrics: tel.MetricsHandler(), ShutdownTimeout: cfg.ShutdownTimeout / 2})
 	srv.AddCheck("postgres", store.Ping(pool))
 	srv.AddCheck("nats", conn.Ready)
@@ -143,6 +149,7 @@ func run(ctx context.Context) error {
 	if !waitTimeout(&consumersWG, cfg.ShutdownTimeout/2) {
 		errs = append(errs, errors.New("consumers did not drain in time"))
 	}
+	group.Close()
 	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer dcancel()
 	if err := conn.Drain(dctx); err != nil {

@@ -55,7 +55,7 @@ func (s *Service) Observed(ctx context.Context, d Delivery, ev *cosellv1.Referra
 
 	var publish []message
 	var opportunityID string
-	err = store.InTx(ctx, s.db, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		publish, out, opportunityID = nil, "", ""
 		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerReferrals, d.MsgID)
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/cosell/cosell/libs/bus"
 	"github.com/cosell/cosell/libs/bus/bustest"
 	cosellv1 "github.com/cosell/cosell/libs/events/cosellv1"
+	"github.com/cosell/cosell/libs/store"
 	"github.com/cosell/cosell/libs/store/storetest"
 	"github.com/cosell/cosell/services/mapper/internal/linkstore"
 	"github.com/cosell/cosell/services/mapper/internal/syncer"
@@ -397,11 +398,26 @@ func TestCrashBetweenCommitAndPublishIsHealed(t *testing.T) {
 }
 
 func TestConcurrentDeliveriesMakeOneLink(t *testing.T) {
+	t.Run("a transaction per message", func(t *testing.T) { concurrentDeliveriesMakeOneLink(t, false) })
+	// Group commit puts several of the deliveries in one transaction,
+	// where a later one sees the link an earlier one created.
+	t.Run("group commit", func(t *testing.T) { concurrentDeliveriesMakeOneLink(t, true) })
+}
+
+func concurrentDeliveriesMakeOneLink(t *testing.T, group bool) {
 	e := newEnv(t)
 	// Two replicas, each with its own pool, get the same referral at once:
 	// every snapshot three times, in scrambled order.
-	replica2 := e.service(t, storetest.Open(t, e.pool.Config().ConnString()))
+	pool2 := storetest.Open(t, e.pool.Config().ConnString())
+	replica2 := e.service(t, pool2)
 	services := []*syncer.Service{e.svc, replica2}
+	if group {
+		for i, pool := range []*pgxpool.Pool{e.pool, pool2} {
+			g := store.NewGroup(pool, 2, 8)
+			t.Cleanup(func() { t.Logf("replica %d group commit: %+v", i+1, g.Stats()); g.Close() })
+			services[i].UseGroup(g)
+		}
+	}
 	const versions = 6
 	type job struct {
 		d  syncer.Delivery

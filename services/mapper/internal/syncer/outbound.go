@@ -58,7 +58,7 @@ func (s *Service) OpportunityObserved(ctx context.Context, d Delivery, ev *cosel
 		publish    []message
 		referralID string
 	)
-	err = store.InTx(ctx, s.db, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		publish, out, referralID = nil, "", ""
 		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerOpportunities, d.MsgID)
 		if err != nil {

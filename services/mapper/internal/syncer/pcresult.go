@@ -55,7 +55,7 @@ func (s *Service) PartnerCenterResult(ctx context.Context, d Delivery, res *cose
 	}
 	tid := traceID(ctx)
 	var publish []message
-	err = store.InTx(ctx, s.db, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		publish, out = nil, ""
 		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerPCResults, d.MsgID)
 		if err != nil {

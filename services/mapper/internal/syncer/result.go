@@ -52,7 +52,7 @@ func (s *Service) Result(ctx context.Context, d Delivery, res *cosellv1.Salesfor
 	}
 	tid := traceID(ctx)
 	var publish []message
-	err = store.InTx(ctx, s.db, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		out, publish = "", nil
 		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerResults, d.MsgID)
 		if err != nil {
@@ -280,7 +280,7 @@ func (s *Service) writebackResult(ctx context.Context, d Delivery, res *cosellv1
 		oppID, _, _ = strings.Cut(strings.TrimPrefix(res.GetCommandId(), prefixWriteback), ":")
 	}
 	var publish []message
-	err = store.InTx(ctx, s.db, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		out, publish = "", nil
 		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerResults, d.MsgID)
 		if err != nil {

@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -149,6 +150,8 @@ type Service struct {
 	tracer  trace.Tracer
 	handled metric.Int64Counter
 	service string
+	// group, when set, commits the handlers' transactions together.
+	group *store.Group
 	// referrals and opportunities cache parsed documents.
 	referrals     *parseCache[mapping.Referral]
 	opportunities *parseCache[mapping.Opportunity]
@@ -169,6 +172,19 @@ func New(db store.Beginner, pub Publisher, m *mapping.Config, log *slog.Logger, 
 		referrals: newReferralCache(), opportunities: newOpportunityCache(),
 		tracer: tp.Tracer("github.com/cosell/cosell/services/mapper/internal/syncer"),
 	}, nil
+}
+
+// UseGroup makes the message handlers commit through g: the transactions
+// of messages handled at the same moment share one BEGIN and COMMIT.
+// Operator actions (replay) keep transactions of their own.
+func (s *Service) UseGroup(g *store.Group) { s.group = g }
+
+// inTx runs a message's transaction, through the group when there is one.
+func (s *Service) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	if s.group != nil {
+		return s.group.InTx(ctx, fn)
+	}
+	return store.InTx(ctx, s.db, fn)
 }
 
 // pgTime is the precision Postgres stores, so a snapshot compares equal to
