@@ -462,9 +462,11 @@ func (c *Conn) process(base context.Context, spec ConsumerSpec, h Handler, jm je
 	c.metrics.duration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attrs...))
 
 	if err == nil {
-		// Wait for the server to confirm the ack: if it is lost the message
-		// comes back, which the handler's inbox absorbs, but we want to know.
-		if aerr := jm.DoubleAck(ctx); aerr != nil {
+		// A plain ack, not a confirmed one: an ack lost on the way comes
+		// back as a redelivery after AckWait, which the handler's inbox
+		// absorbs; waiting for the server's confirmation would cost every
+		// message a request and a reply. A failure to send it is logged.
+		if aerr := jm.Ack(); aerr != nil {
 			c.log.WarnContext(ctx, "ack failed; message will be redelivered", "subject", m.Subject, "consumer", spec.Durable, "stream_seq", m.StreamSeq, "err", aerr)
 			span.RecordError(aerr)
 		}
