@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,17 @@ type Group struct {
 	wg       sync.WaitGroup
 	closed   atomic.Bool
 	stats    groupStats
+	log      *slog.Logger
+}
+
+// GroupOption adjusts a Group.
+type GroupOption func(*Group)
+
+// WithGroupLogger logs each shared transaction that failed and was run
+// again one function at a time (at info: a failing message or a deadlock
+// between two shared transactions is handled, not lost).
+func WithGroupLogger(l *slog.Logger) GroupOption {
+	return func(g *Group) { g.log = l }
 }
 
 type groupReq struct {
@@ -63,8 +75,12 @@ const groupTxTimeout = 2 * time.Minute
 // NewGroup starts workers that run queued functions on db, at most
 // maxBatch per transaction. workers is how many transactions run at once.
 // Close stops them.
-func NewGroup(db Beginner, workers, maxBatch int) *Group {
-	g := &Group{db: db, maxBatch: max(maxBatch, 1), reqs: make(chan *groupReq), stop: make(chan struct{})}
+func NewGroup(db Beginner, workers, maxBatch int, opts ...GroupOption) *Group {
+	g := &Group{db: db, maxBatch: max(maxBatch, 1), reqs: make(chan *groupReq), stop: make(chan struct{}),
+		log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(g)
+	}
 	for range max(workers, 1) {
 		g.wg.Go(g.work)
 	}
@@ -197,6 +213,7 @@ func (g *Group) run(batch []*groupReq) {
 		return
 	}
 	g.stats.fallbacks.Add(1)
+	g.log.Info("group commit: shared transaction failed; running its functions one by one", "functions", len(live), "err", err)
 	for _, r := range live {
 		g.stats.transactions.Add(1)
 		g.stats.functions.Add(1)

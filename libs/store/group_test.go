@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"testing"
@@ -47,7 +48,7 @@ func items(t *testing.T, pool *pgxpool.Pool) []int {
 
 func TestGroupBatchSharesOneTransaction(t *testing.T) {
 	pool := groupDB(t)
-	g := &Group{db: pool, maxBatch: 8}
+	g := &Group{db: pool, maxBatch: 8, log: slog.New(slog.DiscardHandler)}
 	runs, txids := make([]int, 4), make([]int64, 4)
 	var batch []*groupReq
 	for i := range 4 {
@@ -74,7 +75,7 @@ func TestGroupBatchSharesOneTransaction(t *testing.T) {
 // then runs alone, so the others commit and only the bad one fails.
 func TestGroupBatchFallsBackToOneTransactionEach(t *testing.T) {
 	pool := groupDB(t)
-	g := &Group{db: pool, maxBatch: 8}
+	g := &Group{db: pool, maxBatch: 8, log: slog.New(slog.DiscardHandler)}
 	runs, txids := make([]int, 3), make([]int64, 3)
 	batch := []*groupReq{
 		{ctx: t.Context(), fn: insertItem(1, 1, &runs[0], &txids[0]), done: make(chan error, 1)},
@@ -101,7 +102,7 @@ func TestGroupBatchFallsBackToOneTransactionEach(t *testing.T) {
 
 func TestGroupSkipsCancelledCallers(t *testing.T) {
 	pool := groupDB(t)
-	g := &Group{db: pool, maxBatch: 8}
+	g := &Group{db: pool, maxBatch: 8, log: slog.New(slog.DiscardHandler)}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	var runs int

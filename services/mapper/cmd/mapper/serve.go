@@ -85,7 +85,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	group := store.NewGroup(pool, cfg.GroupCommitWorkers, cfg.GroupCommitBatch)
+	group := store.NewGroup(pool, cfg.GroupCommitWorkers, cfg.GroupCommitBatch, store.WithGroupLogger(log))
 	defer group.Close() // on early returns; the ordered shutdown closes it after the consumers
 	if err := group.RegisterMetrics(tel.Meter(service)); err != nil {
 		return fmt.Errorf("group commit metrics: %w", err)

@@ -7,7 +7,9 @@
 //
 // Every message is handled in one Postgres transaction: the inbox row, the
 // link (found or created, and locked so one link's work is serial across
-// replicas), the decision and the audit entries commit together. Commands
+// replicas), the decision and the audit entries commit together. With
+// group commit (UseGroup) that transaction may hold other messages' work
+// too, committed with it or, if any of them fails, each on its own. Commands
 // are published after the commit; a crash in between is healed because the
 // link keeps its outstanding commands until their results arrive, and a
 // redelivery publishes them again (commands are idempotent: Msg-Id, the
