@@ -24,7 +24,7 @@ type Config struct {
 	// GroupCommitWorkers is how many transactions the message handlers
 	// run at once; GroupCommitBatch how many messages one of them may hold
 	// (1: each message commits alone).
-	GroupCommitWorkers int `env:"MAPPER_GROUP_COMMIT_WORKERS, default=4"`
+	GroupCommitWorkers int `env:"MAPPER_GROUP_COMMIT_WORKERS, default=8"`
 	GroupCommitBatch   int `env:"MAPPER_GROUP_COMMIT_BATCH, default=16"`
 	// AuditRetention is how long audit events are kept (0: forever). 400
 	// days cover a co-sell deal's usual life plus a yearly review.
