@@ -130,3 +130,56 @@ func TestSaveWritesOnlyChangedLargeColumns(t *testing.T) {
 			snap, rec, proj, cmd, pc, sync)
 	}
 }
+
+func TestLockWithInboxRecordsTheMessageOnlyForAnExistingLink(t *testing.T) {
+	ctx := context.Background()
+	pool := storetest.NewDB(t, "mapper", storetest.RepoMigrations(t, "mapper"))
+	type got struct {
+		first, found bool
+		link         *linkstore.Link
+	}
+	lock := func(consumer, msgID string, by linkstore.Lookup, id string) got {
+		t.Helper()
+		var g got
+		if err := store.InTx(ctx, pool, func(tx pgx.Tx) error {
+			var err error
+			g.link, g.first, g.found, err = linkstore.LockWithInbox(ctx, tx, consumer, msgID, by, id)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	if g := lock("c", "m1", linkstore.ByReferral, "r3"); g.found || g.first || g.link != nil {
+		t.Fatalf("no link: %+v, want not found", g)
+	}
+	// Nothing was recorded: the usual path still finds the message new.
+	if err := store.InTx(ctx, pool, func(tx pgx.Tx) error {
+		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, "c", "m1")
+		if err == nil && !first {
+			t.Error("LockWithInbox recorded a message although the link does not exist")
+		}
+		l, err := linkstore.Lock(ctx, tx, "r3", "e3")
+		if err != nil {
+			return err
+		}
+		l.OpportunityID, l.Snapshot = "006R3", []byte("snap-3")
+		return linkstore.Save(ctx, tx, l)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	g := lock("c", "m2", linkstore.ByReferralFull, "r3")
+	if !g.found || !g.first || g.link.OpportunityID != "006R3" || string(g.link.Snapshot) != "snap-3" {
+		t.Fatalf("existing link, new message: first %v found %v link %+v", g.first, g.found, g.link)
+	}
+	if g := lock("c", "m2", linkstore.ByOpportunityFull, "006R3"); !g.found || g.first || g.link.ReferralID != "r3" {
+		t.Errorf("the same message again, by opportunity: first %v found %v, want found and not first", g.first, g.found)
+	}
+	if g := lock("other", "m2", linkstore.ByOpportunityFull, "006R3"); !g.found || !g.first {
+		t.Errorf("the same message id for another consumer: first %v found %v, want first", g.first, g.found)
+	}
+	// ByReferral reads what LockExisting reads: no snapshot.
+	if g := lock("c", "m3", linkstore.ByReferral, "r3"); !g.found || !g.first || g.link.Snapshot != nil || g.link.OpportunityID != "006R3" {
+		t.Errorf("ByReferral: first %v found %v snapshot %q", g.first, g.found, g.link.Snapshot)
+	}
+}

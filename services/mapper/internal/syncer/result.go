@@ -54,9 +54,14 @@ func (s *Service) Result(ctx context.Context, d Delivery, res *cosellv1.Salesfor
 	var publish []message
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		out, publish = "", nil
-		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerResults, d.MsgID)
+		link, first, found, err := linkstore.LockWithInbox(ctx, tx, ConsumerResults, d.MsgID, linkstore.ByReferral, referralID)
 		if err != nil {
 			return err
+		}
+		if !found {
+			if first, err = store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerResults, d.MsgID); err != nil {
+				return err
+			}
 		}
 		if !first {
 			out = OutcomeDuplicate
@@ -66,7 +71,9 @@ func (s *Service) Result(ctx context.Context, d Delivery, res *cosellv1.Salesfor
 			}
 			return err
 		}
-		link, err := linkstore.LockExisting(ctx, tx, referralID)
+		if !found {
+			link, err = linkstore.LockExisting(ctx, tx, referralID)
+		}
 		if linkstore.IsNotFound(err) {
 			out = OutcomeUnmatched
 			return linkstore.AppendAudit(ctx, tx, nil, linkstore.Audit{
@@ -282,9 +289,14 @@ func (s *Service) writebackResult(ctx context.Context, d Delivery, res *cosellv1
 	var publish []message
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		out, publish = "", nil
-		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerResults, d.MsgID)
+		link, first, found, err := linkstore.LockWithInbox(ctx, tx, ConsumerResults, d.MsgID, linkstore.ByOpportunityFull, oppID)
 		if err != nil {
 			return err
+		}
+		if !found {
+			if first, err = store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerResults, d.MsgID); err != nil {
+				return err
+			}
 		}
 		if !first {
 			out = OutcomeDuplicate
@@ -294,7 +306,9 @@ func (s *Service) writebackResult(ctx context.Context, d Delivery, res *cosellv1
 			}
 			return err
 		}
-		link, err := linkstore.LockFullByOpportunity(ctx, tx, oppID)
+		if !found {
+			link, err = linkstore.LockFullByOpportunity(ctx, tx, oppID)
+		}
 		if linkstore.IsNotFound(err) {
 			out = OutcomeUnmatched
 			return linkstore.AppendAudit(ctx, tx, nil, linkstore.Audit{
