@@ -249,60 +249,6 @@ func lockFull(ctx context.Context, tx pgx.Tx, where, id string) (*Link, error) {
 	return l.withBlobs(snapshot, record), nil
 }
 
-// Lookup says how LockWithInbox finds a link and what it reads.
-type Lookup int
-
-// The lookups of LockWithInbox.
-const (
-	// ByReferral reads what LockExisting reads.
-	ByReferral Lookup = iota
-	// ByReferralFull reads what LockWithSnapshot reads.
-	ByReferralFull
-	// ByOpportunityFull reads what LockFullByOpportunity reads.
-	ByOpportunityFull
-)
-
-// LockWithInbox is LockExisting, LockWithSnapshot or LockFullByOpportunity
-// (by lookup) that also records msgID in the inbox of consumer, in the
-// same statement, when the link exists: one statement instead of two for
-// the messages of an existing link (on the benchmark machine a statement
-// costs ~150 µs of CPU, whatever it does). found reports whether the link
-// exists; when it does not, nothing was written and the caller takes its
-// usual path (store.MarkProcessed, then the not-found logic).
-func LockWithInbox(ctx context.Context, tx pgx.Tx, consumer, msgID string, lookup Lookup, id string) (l *Link, first, found bool, err error) {
-	if consumer == "" || msgID == "" {
-		return nil, false, false, fmt.Errorf("lock link of %s: consumer and message id are required: %w", id, store.ErrInvalid)
-	}
-	columns, where := linkColumns, "referral_id = $1"
-	switch lookup {
-	case ByReferralFull:
-		columns += ", snapshot, sf_record"
-	case ByOpportunityFull:
-		columns += ", snapshot, sf_record"
-		where = "opportunity_id = $1 AND opportunity_id <> ''"
-	}
-	row := tx.QueryRow(ctx, `WITH l AS (SELECT `+columns+` FROM mapper.links WHERE `+where+` FOR UPDATE),
-		ib AS (INSERT INTO `+InboxTable+` (consumer, msg_id) SELECT $2, $3 WHERE EXISTS (SELECT 1 FROM l)
-			ON CONFLICT DO NOTHING RETURNING 1)
-		SELECT l.*, EXISTS (SELECT 1 FROM ib) FROM l`, id, consumer, msgID)
-	var snapshot, record []byte
-	if lookup == ByReferral {
-		l, err = scanLink(row, &first)
-	} else {
-		l, err = scanLink(row, &snapshot, &record, &first)
-	}
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, false, false, nil
-	}
-	if err != nil {
-		return nil, false, false, fmt.Errorf("lock link of %s: %w", id, store.MapError(err))
-	}
-	if lookup != ByReferral {
-		l.withBlobs(snapshot, record)
-	}
-	return l, first, true, nil
-}
-
 // CreateOutbound finds the opportunity's link, creating an outbound one
 // (no referral yet) when absent, and locks it with its snapshot and
 // record. Two replicas creating it at once end up with the same row.

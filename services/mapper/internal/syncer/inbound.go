@@ -57,14 +57,12 @@ func (s *Service) Observed(ctx context.Context, d Delivery, ev *cosellv1.Referra
 	var opportunityID string
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		publish, out, opportunityID = nil, "", ""
-		link, first, found, err := linkstore.LockWithInbox(ctx, tx, ConsumerReferrals, d.MsgID, linkstore.ByReferralFull, referralID)
+		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerReferrals, d.MsgID)
 		if err != nil {
 			return err
 		}
-		if !found {
-			if first, err = store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerReferrals, d.MsgID); err != nil {
-				return err
-			}
+		link, err := linkstore.LockWithSnapshot(ctx, tx, referralID)
+		if linkstore.IsNotFound(err) {
 			if !first {
 				out = OutcomeDuplicate
 				return nil
@@ -105,6 +103,8 @@ func (s *Service) Observed(ctx context.Context, d Delivery, ev *cosellv1.Referra
 			if link, err = linkstore.Lock(ctx, tx, referralID, ev.GetEngagementId()); err != nil {
 				return err
 			}
+		} else if err != nil {
+			return err
 		}
 		opportunityID = link.OpportunityID
 		if !first {

@@ -60,16 +60,11 @@ func (s *Service) OpportunityObserved(ctx context.Context, d Delivery, ev *cosel
 	)
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		publish, out, referralID = nil, "", ""
-		link, first, found, err := linkstore.LockWithInbox(ctx, tx, ConsumerOpportunities, d.MsgID, linkstore.ByOpportunityFull, oppID)
+		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerOpportunities, d.MsgID)
 		if err != nil {
 			return err
 		}
-		if !found {
-			if first, err = store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerOpportunities, d.MsgID); err != nil {
-				return err
-			}
-			link, err = nil, store.ErrNotFound
-		}
+		link, err := linkstore.LockFullByOpportunity(ctx, tx, oppID)
 		if linkstore.IsNotFound(err) && !ev.GetDeleted() {
 			// An opportunity created by an upsert whose result has not
 			// arrived yet: its External ID names the referral.

@@ -54,14 +54,9 @@ func (s *Service) Result(ctx context.Context, d Delivery, res *cosellv1.Salesfor
 	var publish []message
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		out, publish = "", nil
-		link, first, found, err := linkstore.LockWithInbox(ctx, tx, ConsumerResults, d.MsgID, linkstore.ByReferral, referralID)
+		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerResults, d.MsgID)
 		if err != nil {
 			return err
-		}
-		if !found {
-			if first, err = store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerResults, d.MsgID); err != nil {
-				return err
-			}
 		}
 		if !first {
 			out = OutcomeDuplicate
@@ -71,9 +66,7 @@ func (s *Service) Result(ctx context.Context, d Delivery, res *cosellv1.Salesfor
 			}
 			return err
 		}
-		if !found {
-			link, err = linkstore.LockExisting(ctx, tx, referralID)
-		}
+		link, err := linkstore.LockExisting(ctx, tx, referralID)
 		if linkstore.IsNotFound(err) {
 			out = OutcomeUnmatched
 			return linkstore.AppendAudit(ctx, tx, nil, linkstore.Audit{
@@ -289,14 +282,9 @@ func (s *Service) writebackResult(ctx context.Context, d Delivery, res *cosellv1
 	var publish []message
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		out, publish = "", nil
-		link, first, found, err := linkstore.LockWithInbox(ctx, tx, ConsumerResults, d.MsgID, linkstore.ByOpportunityFull, oppID)
+		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerResults, d.MsgID)
 		if err != nil {
 			return err
-		}
-		if !found {
-			if first, err = store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerResults, d.MsgID); err != nil {
-				return err
-			}
 		}
 		if !first {
 			out = OutcomeDuplicate
@@ -306,9 +294,7 @@ func (s *Service) writebackResult(ctx context.Context, d Delivery, res *cosellv1
 			}
 			return err
 		}
-		if !found {
-			link, err = linkstore.LockFullByOpportunity(ctx, tx, oppID)
-		}
+		link, err := linkstore.LockFullByOpportunity(ctx, tx, oppID)
 		if linkstore.IsNotFound(err) {
 			out = OutcomeUnmatched
 			return linkstore.AppendAudit(ctx, tx, nil, linkstore.Audit{
