@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/cosell/cosell/libs/store/storetest"
 )
@@ -97,6 +99,27 @@ func TestGroupBatchFallsBackToOneTransactionEach(t *testing.T) {
 	}
 	if s := g.Stats(); s.Fallbacks != 1 || s.Functions != 3 {
 		t.Errorf("stats = %+v, want one fallback and three functions run alone", s)
+	}
+	// The counts are exported as metrics.
+	reader := sdkmetric.NewManualReader()
+	if err := g.RegisterMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")); err != nil {
+		t.Fatal(err)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(t.Context(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				got[m.Name] += dp.Value
+			}
+		}
+	}
+	want := map[string]int64{"cosell.store.group_commit.transactions": 3, "cosell.store.group_commit.functions": 3, "cosell.store.group_commit.fallbacks": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("metrics = %v, want %v", got, want)
 	}
 }
 
