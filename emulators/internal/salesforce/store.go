@@ -31,12 +31,11 @@ type table struct {
 	seq    uint64
 	// created numbers records in creation order (entry.seq).
 	created uint64
-	// stamps is the SystemModstamp index: (stamp, id) for every value a
-	// record's SystemModstamp has held since the last compaction, sorted
-	// by stamp while stampsSorted. Every record's current stamp is in it;
-	// entries of older stamps are skipped when read.
-	stamps       []stampEntry
-	stampsSorted bool
+	// stamps is the SystemModstamp index: (stamp, id), sorted by stamp,
+	// for every value a record's SystemModstamp has held since the last
+	// rebuild. Every record's current stamp is in it; entries of older
+	// stamps are skipped when read.
+	stamps []stampEntry
 }
 
 // stampEntry is one SystemModstamp index entry.
@@ -48,11 +47,10 @@ type stampEntry struct{ stamp, id string }
 // rebuilds it, as does growth past twice the records.
 func (t *table) noteStamp(id string, rec map[string]any) {
 	stamp, _ := rec["SystemModstamp"].(string)
-	if n := len(t.stamps); n > 0 && stamp < t.stamps[n-1].stamp {
-		t.stampsSorted = false
-	}
+	n := len(t.stamps)
+	outOfOrder := n > 0 && stamp < t.stamps[n-1].stamp
 	t.stamps = append(t.stamps, stampEntry{stamp: stamp, id: id})
-	if !t.stampsSorted || len(t.stamps) > 2*len(t.byID)+1024 {
+	if outOfOrder || len(t.stamps) > 2*len(t.byID)+1024 {
 		t.rebuildStamps()
 	}
 }
@@ -70,7 +68,6 @@ func (t *table) rebuildStamps() {
 		}
 		return t.stamps[i].id < t.stamps[j].id
 	})
-	t.stampsSorted = true
 }
 
 // deletion is one row of the delete log getDeleted reads.
@@ -99,7 +96,7 @@ func newStore(schema *sfschema.Schema) *store {
 func (st *store) resetLocked() {
 	st.tables = map[string]*table{}
 	for _, o := range st.schema.Objects() {
-		t := &table{obj: o, byID: map[string]*entry{}, unique: map[string]map[string][]string{}, stampsSorted: true}
+		t := &table{obj: o, byID: map[string]*entry{}, unique: map[string]map[string][]string{}}
 		for _, f := range o.Fields {
 			if f.Unique || f.ExternalID {
 				t.unique[f.Name] = map[string][]string{}
@@ -214,7 +211,7 @@ func (v *view) Scan(object string, fn func(rec map[string]any) bool) {
 // implements soql.StampIndex.
 func (v *view) ScanModifiedSince(object, from string, fn func(rec map[string]any) bool) bool {
 	t := v.st.table(object)
-	if t == nil || !t.stampsSorted {
+	if t == nil {
 		return false
 	}
 	first := sort.Search(len(t.stamps), func(i int) bool { return t.stamps[i].stamp >= from })

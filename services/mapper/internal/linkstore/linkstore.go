@@ -121,11 +121,10 @@ type Link struct {
 	stored storedBlobs
 }
 
-// storedBlobs are a link's large columns as read; a nil slice with its
-// flag unset means the column was not read.
+// storedBlobs are a link's large columns as read (nil: NULL, or not
+// read).
 type storedBlobs struct {
 	snapshot, record, sync, projection, command, pcCommand []byte
-	haveSnapshot, haveRecord                               bool
 }
 
 // PCPending reports whether the last Partner Center command has no result
@@ -169,7 +168,6 @@ func scanLink(row pgx.Row, extra ...any) (*Link, error) {
 func (l *Link) withBlobs(snapshot, record []byte) *Link {
 	l.Snapshot, l.SFRecord = snapshot, record
 	l.stored.snapshot, l.stored.record = snapshot, record
-	l.stored.haveSnapshot, l.stored.haveRecord = true, true
 	return l
 }
 
@@ -301,10 +299,10 @@ func Save(ctx context.Context, tx pgx.Tx, l *Link, audits ...Audit) error {
 		args = append(args, v)
 		fmt.Fprintf(&sql, ", %s = $%d%s", column, len(args), cast)
 	}
-	if l.Snapshot != nil && !(l.stored.haveSnapshot && sameBytes(l.Snapshot, l.stored.snapshot)) {
+	if l.Snapshot != nil && !sameBytes(l.Snapshot, l.stored.snapshot) {
 		set("snapshot", "", l.Snapshot)
 	}
-	if l.SFRecord != nil && !(l.stored.haveRecord && sameBytes(l.SFRecord, l.stored.record)) {
+	if l.SFRecord != nil && !sameBytes(l.SFRecord, l.stored.record) {
 		set("sf_record", "::jsonb", string(l.SFRecord))
 	}
 	if !sameBytes(l.Projection, l.stored.projection) {
@@ -347,10 +345,10 @@ func Save(ctx context.Context, tx pgx.Tx, l *Link, audits ...Audit) error {
 	}
 	l.stored.sync, l.stored.projection, l.stored.command, l.stored.pcCommand = l.Sync, l.Projection, l.Command, l.PCCommand
 	if l.Snapshot != nil {
-		l.stored.snapshot, l.stored.haveSnapshot = l.Snapshot, true
+		l.stored.snapshot = l.Snapshot
 	}
 	if l.SFRecord != nil {
-		l.stored.record, l.stored.haveRecord = l.SFRecord, true
+		l.stored.record = l.SFRecord
 	}
 	return nil
 }
