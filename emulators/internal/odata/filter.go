@@ -120,32 +120,65 @@ func (f *filterExpr) Eval(doc map[string]any) (bool, error) {
 
 func (f *filterExpr) String() string { return f.src }
 
-// RequiredString reports the string a document's top-level string property
-// must equal for the filter to match it: the filter is `prop eq 'v'` (either
-// way round), or an `and` with such a side. A store may then look documents
-// up by an index on prop and evaluate the whole filter on those alone; the
-// answer is the same as evaluating it on every document.
-func (f *filterExpr) RequiredString(prop string) (string, bool) {
-	return requiredString(f.root, prop)
+// RequiredStrings reports the strings one of which a document's top-level
+// string property must equal for the filter to match it: the filter is
+// `prop eq 'v'` (either way round), an `or` whose sides both require such
+// strings (their union), or an `and` with such a side (the smaller set when
+// both have one). A store may then look documents up by an index on prop
+// and evaluate the whole filter on those alone; the answer is the same as
+// evaluating it on every document. The strings are distinct, in the order
+// the filter names them.
+func (f *filterExpr) RequiredStrings(prop string) ([]string, bool) {
+	vs, ok := requiredStrings(f.root, prop)
+	if !ok {
+		return nil, false
+	}
+	seen := make(map[string]bool, len(vs))
+	out := vs[:0]
+	for _, v := range vs {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out, true
 }
 
-func requiredString(n node, prop string) (string, bool) {
+func requiredStrings(n node, prop string) ([]string, bool) {
 	switch n := n.(type) {
 	case *andNode:
-		if v, ok := requiredString(n.l, prop); ok {
-			return v, true
+		l, lok := requiredStrings(n.l, prop)
+		r, rok := requiredStrings(n.r, prop)
+		switch {
+		case lok && rok && len(r) < len(l):
+			return r, true
+		case lok:
+			return l, true
+		default:
+			return r, rok
 		}
-		return requiredString(n.r, prop)
+	case *orNode:
+		l, ok := requiredStrings(n.l, prop)
+		if !ok {
+			return nil, false
+		}
+		r, ok := requiredStrings(n.r, prop)
+		if !ok {
+			return nil, false
+		}
+		return append(append(make([]string, 0, len(l)+len(r)), l...), r...), true
 	case *cmpNode:
 		if n.op != "eq" {
-			return "", false
+			return nil, false
 		}
 		if v, ok := stringEquality(n.l, n.r, prop); ok {
-			return v, true
+			return []string{v}, true
 		}
-		return stringEquality(n.r, n.l, prop)
+		if v, ok := stringEquality(n.r, n.l, prop); ok {
+			return []string{v}, true
+		}
 	}
-	return "", false
+	return nil, false
 }
 
 // stringEquality matches a top-level, schema-typed string property p

@@ -472,3 +472,38 @@ func BenchmarkParseQuery(b *testing.B) {
 		}
 	}
 }
+
+// RequiredStrings names the values an indexed lookup must read, and
+// declines whenever a document outside them could match.
+func TestRequiredStrings(t *testing.T) {
+	cases := []struct {
+		filter string
+		want   []string // nil: no index applies
+	}{
+		{`externalReferenceId eq 'A'`, []string{"A"}},
+		{`'A' eq externalReferenceId`, []string{"A"}},
+		{`externalReferenceId eq 'A' or externalReferenceId eq 'B'`, []string{"A", "B"}},
+		{`externalReferenceId eq 'A' or externalReferenceId eq 'B' or 'A' eq externalReferenceId`, []string{"A", "B"}},
+		{`(externalReferenceId eq 'A' or externalReferenceId eq 'B') and status eq 'New'`, []string{"A", "B"}},
+		{`(externalReferenceId eq 'A' or externalReferenceId eq 'B') and externalReferenceId eq 'C'`, []string{"C"}},
+		{`externalReferenceId eq 'A' and status eq 'New' or externalReferenceId eq 'B'`, []string{"A", "B"}},
+		{`externalReferenceId eq 'A' or status eq 'New'`, nil},
+		{`status eq 'New' or externalReferenceId eq 'A'`, nil},
+		{`externalReferenceId ne 'A'`, nil},
+		{`not (externalReferenceId ne 'A')`, nil},
+		{`status eq 'New'`, nil},
+		{`name eq 'A'`, nil},
+	}
+	for _, c := range cases {
+		e, err := ParseFilter(c.filter)
+		if err != nil {
+			t.Fatalf("ParseFilter(%q): %v", c.filter, err)
+		}
+		got, ok := e.(interface {
+			RequiredStrings(string) ([]string, bool)
+		}).RequiredStrings("externalReferenceId")
+		if ok != (c.want != nil) || strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("RequiredStrings(%q) = %q, %v; want %q", c.filter, got, ok, c.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package partnercenter
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -55,7 +56,8 @@ func BenchmarkGetReferralByID(b *testing.B) {
 }
 
 // BenchmarkListByExternalReferenceID is the adapter's create-idempotency
-// lookup (one filter on externalReferenceId) against a store holding many
+// lookup (one filter on externalReferenceId), and a test's check of 20
+// opportunities at once (an `or` of 20, paged), against a store holding many
 // referrals, as after a large inbound run.
 func BenchmarkListByExternalReferenceID(b *testing.B) {
 	e := newEnv(b, nil)
@@ -68,23 +70,44 @@ func BenchmarkListByExternalReferenceID(b *testing.B) {
 	client := &http.Client{}
 	defer client.CloseIdleConnections()
 	auth := "Bearer " + e.token
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		q := url.Values{"$filter": {fmt.Sprintf("externalReferenceId eq '006%012d'", i%n)}}
-		req, err := http.NewRequest(http.MethodGet, e.ts.URL+collection+"?"+q.Encode(), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		req.Header.Set("Authorization", auth)
-		resp, err := client.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), fmt.Sprintf("006%012d", i%n)) {
-			b.Fatalf("status %d: %.200s", resp.StatusCode, body)
-		}
+	for _, width := range []int{1, 20} {
+		b.Run(fmt.Sprintf("ids=%d", width), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				terms := make([]string, width)
+				for j := range terms {
+					terms[j] = fmt.Sprintf("externalReferenceId eq '006%012d'", (i*width+j)%n)
+				}
+				q := url.Values{"$filter": {strings.Join(terms, " or ")}}
+				found := 0
+				for next := e.ts.URL + collection + "?" + q.Encode(); next != ""; {
+					req, err := http.NewRequest(http.MethodGet, next, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					req.Header.Set("Authorization", auth)
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					var page struct {
+						Value []struct {
+							ExternalReferenceID string `json:"externalReferenceId"`
+						} `json:"value"`
+						NextLink string `json:"@odata.nextLink"`
+					}
+					err = json.NewDecoder(resp.Body).Decode(&page)
+					resp.Body.Close()
+					if err != nil || resp.StatusCode != http.StatusOK {
+						b.Fatalf("status %d: %v", resp.StatusCode, err)
+					}
+					found += len(page.Value)
+					next = page.NextLink
+				}
+				if found != width {
+					b.Fatalf("%d referrals found, want %d", found, width)
+				}
+			}
+		})
 	}
 }

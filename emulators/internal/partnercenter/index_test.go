@@ -47,6 +47,10 @@ func TestExternalReferenceIndexAgreesWithAFullScan(t *testing.T) {
 		{`externalReferenceId eq 'A' and status eq 'Active'`, `not (externalReferenceId ne 'A') and status eq 'Active'`},
 		{`status eq 'Closed' and externalReferenceId eq 'A'`, `status eq 'Closed' and not (externalReferenceId ne 'A')`},
 		{`externalReferenceId eq 'nothing'`, `not (externalReferenceId ne 'nothing')`},
+		{`externalReferenceId eq 'B' or externalReferenceId eq 'A' or externalReferenceId eq 'C'`,
+			`not (externalReferenceId ne 'B') or not (externalReferenceId ne 'A') or not (externalReferenceId ne 'C')`},
+		{`(externalReferenceId eq 'C' or externalReferenceId eq 'moved' or externalReferenceId eq 'nothing') and status eq 'Active'`,
+			`(not (externalReferenceId ne 'C') or not (externalReferenceId ne 'moved') or not (externalReferenceId ne 'nothing')) and status eq 'Active'`},
 	} {
 		got, want := list(c.indexed), list(c.scan)
 		if !slices.Equal(got, want) {
@@ -58,5 +62,10 @@ func TestExternalReferenceIndexAgreesWithAFullScan(t *testing.T) {
 	}
 	if got := list(`externalReferenceId eq 'A'`); len(got) != 2 || got[0] != ids["A"] && got[1] != ids["A"] {
 		t.Errorf("A = %v, want the two A referrals in creation order", got)
+	}
+	// An `or` of lookups answers in creation order, whatever order the
+	// filter names the values in.
+	if got := list(`externalReferenceId eq 'B' or externalReferenceId eq 'A'`); len(got) != 3 || got[2] != ids["B"] {
+		t.Errorf("B or A = %v, want the two A referrals, then B", got)
 	}
 }

@@ -95,12 +95,15 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	// Stored documents are immutable, so they can be filtered and sorted
 	// after the lock is released.
 	// A lookup by externalReferenceId (what a CRM connector does before
-	// each create) reads the index instead of every referral; the whole
-	// filter is still evaluated on what it returns.
+	// each create, or for a few opportunities at once with `or`) reads the
+	// index instead of every referral; the whole filter is still evaluated
+	// on what it returns.
 	var recs []*record
-	if c, ok := q.Filter.(interface{ RequiredString(string) (string, bool) }); ok {
-		if ref, ok := c.RequiredString("externalReferenceId"); ok {
-			recs = s.store.byExternalReference(ref)
+	if c, ok := q.Filter.(interface {
+		RequiredStrings(string) ([]string, bool)
+	}); ok {
+		if refs, ok := c.RequiredStrings("externalReferenceId"); ok {
+			recs = s.store.byExternalReference(refs...)
 		}
 	}
 	if recs == nil {

@@ -73,12 +73,14 @@ func (st *store) all() []*record {
 }
 
 // byExternalReference returns, in creation order, the records whose
-// externalReferenceId is ref.
-func (st *store) byExternalReference(ref string) []*record {
+// externalReferenceId is one of refs (distinct values).
+func (st *store) byExternalReference(refs ...string) []*record {
 	st.mu.RLock()
-	out := make([]*record, 0, len(st.byExtRef[ref]))
-	for id := range st.byExtRef[ref] {
-		out = append(out, st.byID[id])
+	out := make([]*record, 0, len(refs))
+	for _, ref := range refs {
+		for id := range st.byExtRef[ref] {
+			out = append(out, st.byID[id])
+		}
 	}
 	st.mu.RUnlock()
 	slices.SortFunc(out, func(a, b *record) int { return cmp.Compare(a.seq, b.seq) })
