@@ -21,6 +21,12 @@ type Config struct {
 	MappingFile string `env:"MAPPING_FILE"`
 	// MaxConcurrency bounds the snapshots handled at once by one replica.
 	MaxConcurrency int `env:"MAPPER_MAX_CONCURRENCY, default=16"`
+	// PCResultConcurrency bounds the partnercenter-adapter's results
+	// handled at once. Each starts the write-back of a referral's id and
+	// status to Salesforce; kept low, a burst of opt-ins gets its referrals
+	// created first and the write-backs follow, instead of every create
+	// competing for the CPU with the bookkeeping of the ones before it.
+	PCResultConcurrency int `env:"MAPPER_PC_RESULT_CONCURRENCY, default=2"`
 	// GroupCommitWorkers is how many transactions the message handlers
 	// run at once; GroupCommitBatch how many messages one of them may hold
 	// (1: each message commits alone).
@@ -51,6 +57,9 @@ func loadConfig(ctx context.Context) (Config, error) {
 	}
 	if cfg.MaxConcurrency < 1 {
 		return Config{}, fmt.Errorf("load config: MAPPER_MAX_CONCURRENCY must be at least 1, got %d", cfg.MaxConcurrency)
+	}
+	if cfg.PCResultConcurrency < 1 {
+		return Config{}, fmt.Errorf("load config: MAPPER_PC_RESULT_CONCURRENCY must be at least 1, got %d", cfg.PCResultConcurrency)
 	}
 	if cfg.GroupCommitWorkers < 1 || cfg.GroupCommitBatch < 1 {
 		return Config{}, fmt.Errorf("load config: MAPPER_GROUP_COMMIT_WORKERS and MAPPER_GROUP_COMMIT_BATCH must be at least 1, got %d and %d",

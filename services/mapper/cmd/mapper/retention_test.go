@@ -96,3 +96,17 @@ func TestRetentionConfig(t *testing.T) {
 		t.Errorf("a longer inbox and audit kept forever: %v", err)
 	}
 }
+
+func TestConcurrencyConfig(t *testing.T) {
+	cfg, err := loadConfig(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxConcurrency != 16 || cfg.PCResultConcurrency != 2 {
+		t.Errorf("defaults: max %d, partner center results %d; want 16 and 2", cfg.MaxConcurrency, cfg.PCResultConcurrency)
+	}
+	t.Setenv("MAPPER_PC_RESULT_CONCURRENCY", "0")
+	if _, err := loadConfig(t.Context()); err == nil || !strings.Contains(err.Error(), "MAPPER_PC_RESULT_CONCURRENCY") {
+		t.Errorf("a concurrency of 0 was accepted: %v", err)
+	}
+}

@@ -110,7 +110,7 @@ func run(ctx context.Context) error {
 		{consumers.Referrals(cfg.MaxConcurrency), consumers.ObservedHandler(svc)},
 		{consumers.Results(max(cfg.MaxConcurrency/2, 1)), consumers.ResultHandler(svc)},
 		{consumers.Opportunities(cfg.MaxConcurrency), consumers.OpportunityHandler(svc)},
-		{consumers.PartnerCenterResults(max(cfg.MaxConcurrency/2, 1)), consumers.PartnerCenterResultHandler(svc)},
+		{consumers.PartnerCenterResults(cfg.PCResultConcurrency), consumers.PartnerCenterResultHandler(svc)},
 	} {
 		consumersWG.Go(func() {
 			if err := conn.Consume(consumeCtx, c.spec, c.h); err != nil {
