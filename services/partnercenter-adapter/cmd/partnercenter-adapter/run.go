@@ -131,7 +131,9 @@ func run(ctx context.Context, log *slog.Logger, env map[string]string) error {
 	if err != nil {
 		return err
 	}
-	executor, err := command.New(pc, st, conn, command.Config{Logger: log, TracerProvider: tel.TracerProvider, Meter: meter})
+	own := observe.NewOwnCreates(observe.DefaultOwnCreatesTTL, observe.DefaultOwnCreatesMax)
+	obs.SkipOwnCreates(own)
+	executor, err := command.New(pc, st, conn, command.Config{Created: own.Add, Logger: log, TracerProvider: tel.TracerProvider, Meter: meter})
 	if err != nil {
 		return err
 	}

@@ -112,6 +112,10 @@ type Config struct {
 	// MaxDeliver is the delivery on which a failing command is answered
 	// FAILED (default MaxDeliver); it must match the consumer's.
 	MaxDeliver int
+	// Created, when set, is told the id of each referral a create of this
+	// executor made (observe.OwnCreates.Add), before its result is
+	// published.
+	Created func(referralID string)
 	// Logger, TracerProvider and Meter default to discarding no-ops.
 	Logger         *slog.Logger
 	TracerProvider trace.TracerProvider
@@ -358,6 +362,9 @@ func (e *Executor) create(ctx context.Context, cmd *cosellv1.PartnerCenterComman
 				e.log.InfoContext(ctx, "the referral of a POST whose answer was lost was found by its externalReferenceId",
 					"command_id", cmd.GetCommandId(), "opportunity_id", extRef, "referral_id", ref.ID)
 			}
+			if posted {
+				e.created(ref.ID)
+			}
 			res := okResult(cmd, ref, http.StatusOK, posted)
 			res, err := e.complete(ctx, cmd, res)
 			return res, via, err
@@ -368,6 +375,7 @@ func (e *Executor) create(ctx context.Context, cmd *cosellv1.PartnerCenterComman
 		posted = true
 		ref, err := e.pc.CreateReferral(ctx, body, extRef)
 		if err == nil {
+			e.created(ref.ID)
 			res, err := e.complete(ctx, cmd, okResult(cmd, ref, http.StatusCreated, true))
 			return res, viaPost, err
 		}
@@ -390,6 +398,13 @@ func (e *Executor) create(ctx context.Context, cmd *cosellv1.PartnerCenterComman
 		if err := sleep(ctx, delay); err != nil {
 			return nil, "", fmt.Errorf("create referral for opportunity %s: %w", extRef, err)
 		}
+	}
+}
+
+// created reports a referral this executor's POST made.
+func (e *Executor) created(referralID string) {
+	if e.cfg.Created != nil {
+		e.cfg.Created(referralID)
 	}
 }
 

@@ -151,6 +151,12 @@ func TestAnotherCommandForALinkedOpportunityFindsTheReferral(t *testing.T) {
 	if got := h.commandsCounted(t)["create/OK/lookup"]; got != 2 {
 		t.Errorf("partnercenter_adapter.commands{create,OK,lookup} = %d", got)
 	}
+	// Only the POST's referral is reported as created here: the found
+	// ones were created before, and their referral-created notifications
+	// must still be read.
+	if got := h.createdIDs(); len(got) != 1 || got[0] != first.GetReferralId() {
+		t.Errorf("reported creations %v, want only %s", got, first.GetReferralId())
+	}
 }
 
 // TestOpportunityIDsAreQuotedInTheFilter: a quote in the id is escaped as
@@ -191,6 +197,10 @@ func TestLostAnswerOfAPOSTNeverDuplicates(t *testing.T) {
 			}
 			if c := h.emu.Counters(); c["referrals.create"] != 1 || c["referrals.list"] != 2 {
 				t.Errorf("counters %v: want lookup, POST (answer lost), lookup", c)
+			}
+			// Found after its own POST: a creation of this executor's.
+			if got := h.createdIDs(); len(got) != 1 || got[0] != res.GetReferralId() {
+				t.Errorf("reported creations %v, want %s", got, res.GetReferralId())
 			}
 		})
 	}

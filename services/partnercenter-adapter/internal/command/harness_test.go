@@ -52,6 +52,17 @@ type harness struct {
 	spans   *tracetest.SpanRecorder
 	tp      *sdktrace.TracerProvider
 	metrics *sdkmetric.ManualReader
+
+	mu      sync.Mutex
+	created []string // ids reported through Config.Created
+}
+
+// createdIDs returns the referral ids the executor reported as its own
+// creations, in order.
+func (h *harness) createdIDs() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.created...)
 }
 
 // options adjust a harness before it is built.
@@ -105,6 +116,11 @@ func newHarness(t *testing.T, opts options) *harness {
 		records = opts.records(h.store)
 	}
 	h.exec, err = command.New(h.pc, records, h.pub, command.Config{
+		Created: func(id string) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.created = append(h.created, id)
+		},
 		BackoffInitial: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		TracerProvider: h.tp, Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(h.metrics)).Meter("test"),
 	})

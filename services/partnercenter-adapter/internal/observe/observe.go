@@ -32,6 +32,16 @@ type Publisher interface {
 	Publish(ctx context.Context, subject, msgID string, m proto.Message) error
 }
 
+// EventReferralCreated is Partner Center's event for a new referral of the
+// partner's.
+const EventReferralCreated = "referral-created"
+
+// Why a notification was acknowledged without reading its referral.
+const (
+	attrSkipped   = attribute.Key("cosell.notification.skipped")
+	skipOwnCreate = "own_create"
+)
+
 // ErrReferralNotFound reports that Partner Center has no referral with the
 // notification's id (deleted, or not visible to this partner): no retry
 // can fix it.
@@ -44,6 +54,8 @@ type Observer struct {
 	log       *slog.Logger
 	now       func() time.Time
 	published metric.Int64Counter
+	skipped   metric.Int64Counter
+	own       *OwnCreates
 }
 
 // New returns an Observer. meter may be nil.
@@ -59,9 +71,18 @@ func New(referrals Referrals, pub Publisher, log *slog.Logger, meter metric.Mete
 			return nil, fmt.Errorf("observe: metric: %w", err)
 		}
 		o.published = c
+		if o.skipped, err = meter.Int64Counter("partnercenter_adapter.notifications.skipped",
+			metric.WithDescription("Notifications acknowledged without reading the referral, by reason (own_create: the referral-created notification of a referral this replica created)")); err != nil {
+			return nil, fmt.Errorf("observe: metric: %w", err)
+		}
 	}
 	return o, nil
 }
+
+// SkipOwnCreates makes the observer acknowledge, without reading the
+// referral, the referral-created notifications of the referrals in own
+// (those this replica created; see OwnCreates).
+func (o *Observer) SkipOwnCreates(own *OwnCreates) { o.own = own }
 
 // ReferralID returns the referral id of a notification: the field ingress
 // parsed, or else the last path segment of ResourceUri.
@@ -91,6 +112,14 @@ func (o *Observer) Notification(ctx context.Context, n *cosellv1.PartnerCenterNo
 	trace.SpanFromContext(ctx).SetAttributes(pcclient.AttrReferralID.String(id))
 	if id == "" {
 		return fmt.Errorf("notification %s: no referral id in %q", n.GetEventName(), n.GetResourceUri())
+	}
+	if n.GetEventName() == EventReferralCreated && o.own.Has(id) {
+		trace.SpanFromContext(ctx).SetAttributes(attrSkipped.String(skipOwnCreate))
+		if o.skipped != nil {
+			o.skipped.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", skipOwnCreate)))
+		}
+		o.log.DebugContext(ctx, "referral-created notification of a referral this adapter created; its create result carried it", "referral_id", id)
+		return nil
 	}
 	ref, err := o.referrals.GetReferral(ctx, id)
 	if pcclient.IsNotFound(err) {
