@@ -351,7 +351,15 @@ func (d *decision) setSF(id, subject string, cmd proto.Message) {
 	} else {
 		d.link.CommandUpdatedAt = nil
 	}
-	d.doc.State.Sent(twoway.Salesforce, id, d.sfTrack)
+	// A conditional write lands only on the version it was decided on; the
+	// two-way state settles it once a later version is observed.
+	var base time.Time
+	if c, ok := cmd.(interface {
+		GetExpectedSystemModstamp() *timestamppb.Timestamp
+	}); ok && c.GetExpectedSystemModstamp() != nil {
+		base = pgTime(c.GetExpectedSystemModstamp().AsTime())
+	}
+	d.doc.State.SentConditional(twoway.Salesforce, id, d.sfTrack, base)
 	d.publish = append(d.publish, message{subject, id, cmd})
 	d.applied = true
 	if len(d.sfTrack) > 0 {

@@ -464,3 +464,34 @@ func TestRejectedCreateReplayedRestsOnTheHeldSnapshot(t *testing.T) {
 		t.Errorf("%d Salesforce writes after the replay, want 1 (its echo sends nothing)", w.sfWrites)
 	}
 }
+
+// A seller edits a field right after our write landed, so the poll never
+// shows our write on its own (the echo and the edit come back as one
+// version). The write is then settled by that observation: when the seller
+// later sets the field back to exactly the value we wrote, that is the
+// seller's change, not our echo, and it reaches Partner Center.
+func TestSellersRevertToOurValueAfterAnUnseenEchoIsAChange(t *testing.T) {
+	w := outboundLinked(t)
+	w.deliver(w.microsoftEdit(map[string]any{"details.dealValue": num("300")}))
+	wbs := writebacks(w.commands())
+	if len(wbs) != 1 || wbs[0].GetExpectedSystemModstamp() == nil {
+		t.Fatalf("write-backs = %v, want one conditional update", wbs)
+	}
+	w.carry() // lands: Amount 300; its result and its echo are queued
+	if len(w.queue) != 2 || w.queue[0].kind != "sfres" || w.queue[1].kind != "opp" {
+		t.Fatalf("queue = %v, want the result and the echo", w.queue)
+	}
+	w.expect(w.queue[0], syncer.OutcomeRecorded)
+	w.queue = nil // the poll missed the echo: the seller saved again first
+	w.expect(w.sellerEdit(map[string]any{"Amount": num("310.0")}), syncer.OutcomeApplied)
+	w.settle()
+	if d := w.ref["details"].(map[string]any); !sameNumber(d["dealValue"], "310") {
+		t.Fatalf("dealValue %v after the seller's 310", d["dealValue"])
+	}
+	// The seller undoes the edit: back to the 300 we once wrote.
+	w.expect(w.sellerEdit(map[string]any{"Amount": num("300.0")}), syncer.OutcomeApplied)
+	w.settle()
+	if d := w.ref["details"].(map[string]any); !sameNumber(d["dealValue"], "300") || !sameNumber(w.opp["Amount"], "300") {
+		t.Errorf("dealValue %v, Amount %v; want both the seller's 300", d["dealValue"], w.opp["Amount"])
+	}
+}

@@ -14,7 +14,12 @@
 //
 // An observation of a side compares each field with what was last
 // observed there. Unchanged: nothing. Equal to a write still pending on
-// that side: our echo, consumed. Otherwise the side changed the field at
+// that side: our echo, consumed. A conditional write (one that lands only
+// while the record is still at the version it was decided on) is settled
+// by the first observation of a later version, whatever it shows: a seller
+// who saved again before the poll read the record hides our echo, and a
+// write left pending would take the seller's later edit back to our value
+// for an echo. Otherwise the side changed the field at
 // the observation's source time (SystemModstamp, updatedDateTime), and
 // ownership decides: the owning side wins, or with "latest" the later
 // change wins (ties go to Salesforce). The state then says which fields
@@ -78,6 +83,12 @@ type Write struct {
 	Command string `json:"cmd"`
 	// Values are the fields it sets, as they will read back.
 	Values map[string]string `json:"values"`
+	// Base, when set, is the version the write is conditional on (the
+	// side's source time, e.g. Salesforce's SystemModstamp): it lands only
+	// while the record is still at Base. An observation of a later version
+	// therefore shows the write landed or that it never will, and settles
+	// it (see Observe).
+	Base time.Time `json:"base,omitzero"`
 }
 
 // State is a link's two-way state.
@@ -205,7 +216,28 @@ func (s *State) Observe(side Side, values map[string]string, at time.Time, owner
 		out.Changes = append(out.Changes, Change{Field: k, Old: f.Value, New: v, From: side})
 		f.Value, f.At, f.From, f.New = v, at, side, false
 	}
+	s.settle(side, at)
 	return out
+}
+
+// settle drops the conditional writes to side that an observation of a
+// version later than their base has overtaken. What of them came back was
+// consumed as an echo above; the rest was overwritten after the write
+// landed (a seller saved again before the poll read the record), or the
+// write is refused because the record moved on. Either way it can never
+// come back as ours, and left pending it would take a later edit back to
+// the same value for an echo.
+func (s *State) settle(side Side, at time.Time) {
+	list := s.Pending[side]
+	if len(list) == 0 {
+		return
+	}
+	list = slices.DeleteFunc(list, func(w Write) bool { return !w.Base.IsZero() && at.After(w.Base) })
+	if len(list) == 0 {
+		delete(s.Pending, side)
+		return
+	}
+	s.Pending[side] = list
 }
 
 // wins decides whether a side's change at time at replaces the agreed
@@ -317,9 +349,15 @@ func (s *State) Needs(side Side, only func(field string) bool) map[string]string
 // Sent records a write to side; values are the fields as they will read
 // back. Values equal to what the side already holds are not pending.
 func (s *State) Sent(side Side, command string, values map[string]string) {
+	s.SentConditional(side, command, values, time.Time{})
+}
+
+// SentConditional records a write that lands only while side is still at
+// version base (a zero base: unconditional, as Sent).
+func (s *State) SentConditional(side Side, command string, values map[string]string, base time.Time) {
 	s.init()
 	s.forget(side, command)
-	w := Write{Command: command, Values: map[string]string{}}
+	w := Write{Command: command, Values: map[string]string{}, Base: base}
 	for k, v := range values {
 		if exp, ok := s.Expected(side, k); ok && exp == v {
 			continue

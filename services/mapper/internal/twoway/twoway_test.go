@@ -1,7 +1,9 @@
 package twoway
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -205,5 +207,76 @@ func TestMicrosoftsFirstLookComparesWithThePartnersFirstReferral(t *testing.T) {
 	s2.Observe(Microsoft, map[string]string{"Amount": "100"}, at(5), latest)
 	if s2.Fields["Amount"].Value != "250" {
 		t.Errorf("Microsoft's untouched copy overwrote a later change: %s", s2.Fields["Amount"].Value)
+	}
+}
+
+// A conditional write is settled by the first observation of a version
+// later than its base: what came back is our echo, what did not was
+// overwritten since (or the write is refused) and is no longer pending, so
+// a later edit back to our value is a change. Older versions, the base
+// itself and unconditional writes leave it pending.
+func TestConditionalWriteIsSettledByALaterVersion(t *testing.T) {
+	s := start()
+	s.Observe(PartnerCenter, map[string]string{"Amount": "300"}, at(1), latest)
+	s.SentConditional(Salesforce, "w1", map[string]string{"Amount": "300"}, t0)
+	s.Sent(Salesforce, "w0", map[string]string{"Stage": "Won"}) // unconditional
+
+	if out := s.Observe(Salesforce, map[string]string{"Amount": "100"}, t0, latest); len(out.Changes) != 0 || !s.HasPending(Salesforce) {
+		t.Fatalf("the base version again: %+v, pending %v", out, s.Pending)
+	}
+	// The seller saved 310 before the poll read the record: our 300 never
+	// shows on its own.
+	out := s.Observe(Salesforce, map[string]string{"Amount": "310"}, at(3), latest)
+	if len(out.Changes) != 1 || out.Changes[0].New != "310" {
+		t.Fatalf("seller's 310: %+v", out)
+	}
+	if got := s.Pending[Salesforce]; len(got) != 1 || got[0].Command != "w0" {
+		t.Fatalf("pending after a later version: %+v, want only the unconditional w0", got)
+	}
+	out = s.Observe(Salesforce, map[string]string{"Amount": "300"}, at(4), latest)
+	if len(out.Echoes) != 0 || len(out.Changes) != 1 || out.Changes[0].New != "300" || s.Agreed()["Amount"] != "300" {
+		t.Errorf("seller back to 300: %+v, agreed %v; want a change", out, s.Agreed())
+	}
+
+	// A write whose echo is the later version is consumed as before.
+	s.SentConditional(Salesforce, "w2", map[string]string{"Amount": "500"}, at(4))
+	if out := s.Observe(Salesforce, map[string]string{"Amount": "500"}, at(5), latest); len(out.Echoes) != 1 || len(out.Changes) != 0 {
+		t.Errorf("echo of w2: %+v", out)
+	}
+	for _, w := range s.Pending[Salesforce] {
+		if w.Command == "w2" {
+			t.Errorf("w2 still pending after its echo: %+v", s.Pending)
+		}
+	}
+}
+
+// The base survives the state's JSON (it is stored on the link); states
+// written before it existed read as unconditional writes.
+func TestWriteBaseRoundTrips(t *testing.T) {
+	s := start()
+	s.SentConditional(Salesforce, "w1", map[string]string{"Amount": "300"}, at(2))
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back State
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Pending[Salesforce]; len(got) != 1 || !got[0].Base.Equal(at(2)) {
+		t.Errorf("round trip: %+v from %s", got, b)
+	}
+	var old State
+	if err := json.Unmarshal([]byte(`{"pending":{"sf":[{"cmd":"w1","values":{"Amount":"300"}}]}}`), &old); err != nil {
+		t.Fatal(err)
+	}
+	old.Observe(Salesforce, map[string]string{"Amount": "310"}, at(9), latest)
+	if !old.HasPending(Salesforce) {
+		t.Error("an old, unconditional write was settled")
+	}
+	s2 := start()
+	s2.Sent(Salesforce, "w", map[string]string{"Amount": "7"})
+	if b, _ := json.Marshal(s2); strings.Contains(string(b), "base") {
+		t.Errorf("an unconditional write stores a base: %s", b)
 	}
 }
