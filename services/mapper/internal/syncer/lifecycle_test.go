@@ -495,3 +495,29 @@ func TestSellersRevertToOurValueAfterAnUnseenEchoIsAChange(t *testing.T) {
 		t.Errorf("dealValue %v, Amount %v; want both the seller's 300", d["dealValue"], w.opp["Amount"])
 	}
 }
+
+// The seller accepts the referral (moves it to the active stage) before
+// the poll ever read the new opportunity: the create's echo never shows on
+// its own. Its "On Hold" must not stay expected, or every later poll would
+// send the stage again.
+func TestAcceptBeforeTheCreatesEchoSettles(t *testing.T) {
+	w := newWorld(t)
+	w.expect(w.seedInbound(), syncer.OutcomeApplied)
+	w.carry() // the create lands: its result and its echo are queued
+	if len(w.queue) != 2 || w.queue[0].kind != "sfres" || w.queue[1].kind != "opp" {
+		t.Fatalf("queue = %v, want the create's result and echo", w.queue)
+	}
+	w.expect(w.queue[0], syncer.OutcomeRecorded)
+	w.queue = nil // the seller saves before the poll reads the record
+	w.expect(w.sellerEdit(map[string]any{"StageName": "Qualification"}), syncer.OutcomeApplied)
+	w.settle() // fails on an echo loop
+	writes := w.sfWrites
+	w.expect(w.oppObserved(), syncer.OutcomeEcho) // a later poll, nothing changed since
+	w.settle()
+	if w.sfWrites != writes {
+		t.Errorf("%d Salesforce writes after everything settled", w.sfWrites-writes)
+	}
+	if w.ref["status"] != "Active" || w.opp["StageName"] != "Qualification" {
+		t.Errorf("referral %v, stage %v", w.ref["status"], w.opp["StageName"])
+	}
+}

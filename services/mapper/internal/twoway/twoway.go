@@ -171,6 +171,7 @@ func (s *State) Baseline(side Side, values map[string]string, at time.Time, comm
 // returns the owner of a field.
 func (s *State) Observe(side Side, values map[string]string, at time.Time, owner func(field string) Owner) Outcome {
 	s.init()
+	defer s.settle(side, s.overtaken(side, at))
 	var out Outcome
 	for _, k := range sortedKeys(values) {
 		v := values[k]
@@ -216,23 +217,42 @@ func (s *State) Observe(side Side, values map[string]string, at time.Time, owner
 		out.Changes = append(out.Changes, Change{Field: k, Old: f.Value, New: v, From: side})
 		f.Value, f.At, f.From, f.New = v, at, side, false
 	}
-	s.settle(side, at)
 	return out
 }
 
-// settle drops the conditional writes to side that an observation of a
-// version later than their base has overtaken. What of them came back was
-// consumed as an echo above; the rest was overwritten after the write
-// landed (a seller saved again before the poll read the record), or the
-// write is refused because the record moved on. Either way it can never
-// come back as ours, and left pending it would take a later edit back to
-// the same value for an echo.
-func (s *State) settle(side Side, at time.Time) {
+// overtaken returns the commands an observation of side at version at
+// settles: the newest conditional write whose base is older than at, and
+// every write sent before it (the adapter writes a record's commands in
+// order, so those landed first). What of them comes back is consumed as an
+// echo; the rest was overwritten after the write landed (a seller saved
+// again before the poll read the record), or the write is refused because
+// the record moved on. Either way it can never come back as ours, and left
+// pending it would take a later edit back to the same value for an echo,
+// or make the state expect a value the record no longer holds.
+func (s *State) overtaken(side Side, at time.Time) map[string]bool {
 	list := s.Pending[side]
-	if len(list) == 0 {
+	last := -1
+	for i, w := range list {
+		if !w.Base.IsZero() && at.After(w.Base) {
+			last = i
+		}
+	}
+	if last < 0 {
+		return nil
+	}
+	out := make(map[string]bool, last+1)
+	for _, w := range list[:last+1] {
+		out[w.Command] = true
+	}
+	return out
+}
+
+// settle drops the writes overtaken returned.
+func (s *State) settle(side Side, done map[string]bool) {
+	if len(done) == 0 {
 		return
 	}
-	list = slices.DeleteFunc(list, func(w Write) bool { return !w.Base.IsZero() && at.After(w.Base) })
+	list := slices.DeleteFunc(s.Pending[side], func(w Write) bool { return done[w.Command] })
 	if len(list) == 0 {
 		delete(s.Pending, side)
 		return

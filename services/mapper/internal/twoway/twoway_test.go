@@ -231,7 +231,7 @@ func TestConditionalWriteIsSettledByALaterVersion(t *testing.T) {
 		t.Fatalf("seller's 310: %+v", out)
 	}
 	if got := s.Pending[Salesforce]; len(got) != 1 || got[0].Command != "w0" {
-		t.Fatalf("pending after a later version: %+v, want only the unconditional w0", got)
+		t.Fatalf("pending after a later version: %+v, want only w0, sent after w1 and unconditional", got)
 	}
 	out = s.Observe(Salesforce, map[string]string{"Amount": "300"}, at(4), latest)
 	if len(out.Echoes) != 0 || len(out.Changes) != 1 || out.Changes[0].New != "300" || s.Agreed()["Amount"] != "300" {
@@ -239,14 +239,26 @@ func TestConditionalWriteIsSettledByALaterVersion(t *testing.T) {
 	}
 
 	// A write whose echo is the later version is consumed as before.
+	s.Observe(PartnerCenter, map[string]string{"Amount": "500"}, at(5), latest)
 	s.SentConditional(Salesforce, "w2", map[string]string{"Amount": "500"}, at(4))
-	if out := s.Observe(Salesforce, map[string]string{"Amount": "500"}, at(5), latest); len(out.Echoes) != 1 || len(out.Changes) != 0 {
+	if out := s.Observe(Salesforce, map[string]string{"Amount": "500"}, at(6), latest); len(out.Echoes) != 1 || len(out.Changes) != 0 {
 		t.Errorf("echo of w2: %+v", out)
 	}
-	for _, w := range s.Pending[Salesforce] {
-		if w.Command == "w2" {
-			t.Errorf("w2 still pending after its echo: %+v", s.Pending)
-		}
+	if s.HasPending(Salesforce) {
+		// w0 was sent before w2: the version after w2 shows it landed.
+		t.Errorf("pending after w2's echo: %+v, want none", s.Pending)
+	}
+
+	// A write whose values the record already shows is settled too, and
+	// with it an older unconditional write whose echo never showed (the
+	// create's "On Hold", say): left pending, it would make the state
+	// expect the old value and send the agreed one again after every poll.
+	s.Sent(Salesforce, "create", map[string]string{"Stage": "On Hold"})
+	s.Observe(Salesforce, map[string]string{"Stage": "Qualification"}, at(7), latest)
+	s.SentConditional(Salesforce, "w3", map[string]string{"Stage": "Qualification"}, at(7))
+	s.Observe(Salesforce, map[string]string{"Stage": "Qualification"}, at(8), latest)
+	if s.HasPending(Salesforce) || len(s.Needs(Salesforce, nil)) != 0 {
+		t.Errorf("after the echo of w3: pending %+v, needs %v; want neither", s.Pending, s.Needs(Salesforce, nil))
 	}
 }
 
