@@ -171,7 +171,7 @@ func (s *State) Baseline(side Side, values map[string]string, at time.Time, comm
 // returns the owner of a field.
 func (s *State) Observe(side Side, values map[string]string, at time.Time, owner func(field string) Owner) Outcome {
 	s.init()
-	defer s.settle(side, s.overtaken(side, at))
+	defer s.settle(side, values, s.overtaken(side, at))
 	var out Outcome
 	for _, k := range sortedKeys(values) {
 		v := values[k]
@@ -220,44 +220,53 @@ func (s *State) Observe(side Side, values map[string]string, at time.Time, owner
 	return out
 }
 
-// overtaken returns the commands an observation of side at version at
-// settles: the newest conditional write whose base is older than at, and
-// every write sent before it (the adapter writes a record's commands in
-// order, so those landed first). What of them comes back is consumed as an
-// echo; the rest was overwritten after the write landed (a seller saved
-// again before the poll read the record), or the write is refused because
-// the record moved on. Either way it can never come back as ours, and left
-// pending it would take a later edit back to the same value for an echo,
-// or make the state expect a value the record no longer holds.
+// overtaken returns the conditional writes to side that an observation of
+// version at settles: those whose base is older. Such a write either landed
+// before that version or is refused because the record moved on.
 func (s *State) overtaken(side Side, at time.Time) map[string]bool {
-	list := s.Pending[side]
-	last := -1
-	for i, w := range list {
+	var out map[string]bool
+	for _, w := range s.Pending[side] {
 		if !w.Base.IsZero() && at.After(w.Base) {
-			last = i
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[w.Command] = true
 		}
-	}
-	if last < 0 {
-		return nil
-	}
-	out := make(map[string]bool, last+1)
-	for _, w := range list[:last+1] {
-		out[w.Command] = true
 	}
 	return out
 }
 
-// settle drops the writes overtaken returned.
-func (s *State) settle(side Side, done map[string]bool) {
+// settle drops the overtaken writes after an observation of side showed
+// values. What of them came back was consumed as an echo, or already read
+// so (a field the record held before); a field the observation shows with
+// the write's value also clears that field from the writes sent before it,
+// as an echo does. The rest was overwritten after the write landed (a
+// seller saved again before the poll read the record), or the write is
+// refused. Either way it can never come back as ours: left pending, it
+// would take a later edit back to the same value for an echo, or keep an
+// older write's value expected that the record no longer holds.
+func (s *State) settle(side Side, values map[string]string, done map[string]bool) {
 	if len(done) == 0 {
 		return
 	}
-	list := slices.DeleteFunc(s.Pending[side], func(w Write) bool { return done[w.Command] })
-	if len(list) == 0 {
-		delete(s.Pending, side)
-		return
+	list := s.Pending[side]
+	for i, w := range list {
+		if !done[w.Command] {
+			continue
+		}
+		for k, v := range w.Values {
+			if got, ok := values[k]; ok && got == v {
+				for j := range list[:i] {
+					delete(list[j].Values, k)
+				}
+			}
+		}
+		list[i].Values = nil
 	}
-	s.Pending[side] = list
+	s.Pending[side] = compact(list)
+	if s.Pending[side] == nil {
+		delete(s.Pending, side)
+	}
 }
 
 // wins decides whether a side's change at time at replaces the agreed
