@@ -274,7 +274,7 @@ func (s *Service) createOpportunity(ctx context.Context, tx pgx.Tx, d Delivery, 
 	if err := s.record(link, cmd, proj, at); err != nil {
 		return nil, "", err
 	}
-	dd.doc.State.Sent(twoway.Salesforce, cmd.GetCommandId(), s.syncedOf(proj.Fields))
+	dd.doc.State.SentConditional(twoway.Salesforce, cmd.GetCommandId(), s.syncedOf(proj.Fields), twoway.CreatesRecord)
 	link.Sync = dd.encode()
 	a := base
 	a.Kind = KindCommandSent

@@ -1,6 +1,7 @@
 package syncer_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -516,6 +517,37 @@ func TestAcceptBeforeTheCreatesEchoSettles(t *testing.T) {
 	w.settle()
 	if w.sfWrites != writes {
 		t.Errorf("%d Salesforce writes after everything settled", w.sfWrites-writes)
+	}
+	if w.ref["status"] != "Active" || w.opp["StageName"] != "Qualification" {
+		t.Errorf("referral %v, stage %v", w.ref["status"], w.opp["StageName"])
+	}
+}
+
+// The create's echo is hidden by the seller's first save (accepting the
+// referral before the poll first read the opportunity). That save settles
+// the create's values: none of them stays expected, so none of them can
+// take a later seller edit back to it for our echo.
+func TestTheFirstObservationSettlesTheCreate(t *testing.T) {
+	w := newWorld(t)
+	w.expect(w.seedInbound(), syncer.OutcomeApplied)
+	w.carry() // the create lands: its result and its echo are queued
+	w.expect(w.queue[0], syncer.OutcomeRecorded)
+	w.queue = nil
+	w.expect(w.sellerEdit(map[string]any{"StageName": "Qualification"}), syncer.OutcomeApplied)
+	w.settle()
+	var doc struct {
+		State struct {
+			Pending map[string][]struct {
+				Command string            `json:"cmd"`
+				Values  map[string]string `json:"values"`
+			} `json:"pending"`
+		} `json:"state"`
+	}
+	if err := json.Unmarshal(w.link().Sync, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if sf := doc.State.Pending["sf"]; len(sf) != 0 {
+		t.Errorf("Salesforce writes still expected after everything settled: %+v", sf)
 	}
 	if w.ref["status"] != "Active" || w.opp["StageName"] != "Qualification" {
 		t.Errorf("referral %v, stage %v", w.ref["status"], w.opp["StageName"])

@@ -381,8 +381,15 @@ func (s *State) Sent(side Side, command string, values map[string]string) {
 	s.SentConditional(side, command, values, time.Time{})
 }
 
+// CreatesRecord is the base of a write that creates the record: every
+// version of the record is later, so its first observation settles the
+// write (a seller who saved before the poll first read the record hides
+// the create's echo as well).
+var CreatesRecord = time.Unix(0, 0).UTC()
+
 // SentConditional records a write that lands only while side is still at
-// version base (a zero base: unconditional, as Sent).
+// version base (a zero base: unconditional, as Sent; CreatesRecord: a
+// create).
 func (s *State) SentConditional(side Side, command string, values map[string]string, base time.Time) {
 	s.init()
 	s.forget(side, command)
