@@ -14,18 +14,20 @@
 //
 // An observation of a side compares each field with what was last
 // observed there. Unchanged: nothing. Equal to a write still pending on
-// that side: our echo, consumed. A conditional write (one that lands only
-// while the record is still at the version it was decided on) is settled
-// by the first observation of a later version, whatever it shows: a seller
-// who saved again before the poll read the record hides our echo, and a
-// write left pending would take the seller's later edit back to our value
-// for an echo. Otherwise the side changed the field at
+// that side: our echo, consumed. Otherwise the side changed the field at
 // the observation's source time (SystemModstamp, updatedDateTime), and
 // ownership decides: the owning side wins, or with "latest" the later
 // change wins (ties go to Salesforce). The state then says which fields
 // each writable side must be sent: those where the value it will hold
 // (its newest pending write, else what was observed) differs from the
 // agreed one.
+//
+// A conditional write (one that lands only while the record is still at
+// the version it was decided on, or a create) is settled by the first
+// observation of a later version, whatever it shows: a seller who saved
+// again before the poll read the record hides our echo, and a write left
+// pending would take the seller's later edit back to our value for an
+// echo.
 //
 // The package is pure: no clock, no I/O. The state is stored as JSON on
 // the link.
