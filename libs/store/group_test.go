@@ -105,18 +105,7 @@ func TestGroupBatchFallsBackToOneTransactionEach(t *testing.T) {
 	if err := g.RegisterMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")); err != nil {
 		t.Fatal(err)
 	}
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(t.Context(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-				got[m.Name] += dp.Value
-			}
-		}
-	}
+	got := CounterTotals(t, reader)
 	want := map[string]int64{"cosell.store.group_commit.transactions": 3, "cosell.store.group_commit.functions": 3, "cosell.store.group_commit.fallbacks": 1}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("metrics = %v, want %v", got, want)
@@ -168,4 +157,25 @@ func TestGroupInTxFromConcurrentCallers(t *testing.T) {
 	if err := g.InTx(t.Context(), insertItem(n+1, 1, &r, &x)); err != nil || r != 1 {
 		t.Fatalf("InTx after Close: %v after %d runs", err, r)
 	}
+}
+
+// CounterTotals collects reader and returns each int64 counter's total
+// over its series, by name. (Exported to the package's external tests.)
+func CounterTotals(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(t.Context(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok {
+				for _, dp := range sum.DataPoints {
+					out[m.Name] += dp.Value
+				}
+			}
+		}
+	}
+	return out
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/cosell/cosell/libs/store"
 )
@@ -82,22 +81,7 @@ func TestRetentionDeletesExpiredRowsInBatches(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"retention run"`) || !strings.Contains(logs.String(), `"deleted":32`) {
 		t.Errorf("log: %s", logs.String())
 	}
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(ctx, &rm); err != nil {
-		t.Fatal(err)
-	}
-	var total int64
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != "cosell.retention.deleted" {
-				continue
-			}
-			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-				total += dp.Value
-			}
-		}
-	}
-	if total != 32 {
+	if total := store.CounterTotals(t, reader)["cosell.retention.deleted"]; total != 32 {
 		t.Errorf("cosell.retention.deleted = %d, want 32", total)
 	}
 

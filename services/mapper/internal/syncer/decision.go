@@ -304,20 +304,21 @@ func (d *decision) finish(ctx context.Context, tx pgx.Tx) ([]message, error) {
 func (d *decision) buildSF() {
 	fields, _ := json.Marshal(d.sfFields)
 	l := d.link
+	expected := d.expectedModstamp()
 	if l.Origin == linkstore.OriginInbound && l.ReferralID != "" {
 		id := d.sfID
 		if id == "" {
 			id = prefixUpsert + l.ReferralID + ":" + shortHash(d.trigger, string(fields))
 		}
 		cmd := &cosellv1.UpsertOpportunityCommand{CommandId: id, ReferralId: l.ReferralID, ExternalIdField: d.s.mapping.ExternalIDField,
-			FieldsJson: fields, ProjectionHash: shortHash(string(fields)), SourceUpdatedAt: d.sfSource, ExpectedSystemModstamp: d.expectedModstamp()}
-		d.setSF(id, bus.SubjectUpsertOpportunity, cmd)
+			FieldsJson: fields, ProjectionHash: shortHash(string(fields)), SourceUpdatedAt: d.sfSource, ExpectedSystemModstamp: expected}
+		d.setSF(id, bus.SubjectUpsertOpportunity, cmd, expected)
 		return
 	}
 	id := prefixWriteback + l.OpportunityID + ":" + shortHash(d.trigger, string(fields))
 	cmd := &cosellv1.SalesforceWriteback{CommandId: id, OpportunityId: l.OpportunityID, FieldsJson: fields, ReferralId: l.ReferralID,
-		ExpectedSystemModstamp: d.expectedModstamp()}
-	d.setSF(id, bus.SubjectSalesforceWriteback, cmd)
+		ExpectedSystemModstamp: expected}
+	d.setSF(id, bus.SubjectSalesforceWriteback, cmd, expected)
 }
 
 // expectedModstamp makes an update of synced fields conditional on the
@@ -342,7 +343,9 @@ func (d *decision) expectedModstamp() *timestamppb.Timestamp {
 	return timestamppb.New(*d.link.SFModstamp)
 }
 
-func (d *decision) setSF(id, subject string, cmd proto.Message) {
+// setSF makes cmd the link's Salesforce command; expected is its
+// ExpectedSystemModstamp (nil: unconditional).
+func (d *decision) setSF(id, subject string, cmd proto.Message, expected *timestamppb.Timestamp) {
 	b, _ := proto.Marshal(cmd)
 	d.link.CommandID, d.link.Command, d.link.CommandSubject = id, b, subject
 	if d.sfSource != nil {
@@ -354,10 +357,8 @@ func (d *decision) setSF(id, subject string, cmd proto.Message) {
 	// A conditional write lands only on the version it was decided on; the
 	// two-way state settles it once a later version is observed.
 	var base time.Time
-	if c, ok := cmd.(interface {
-		GetExpectedSystemModstamp() *timestamppb.Timestamp
-	}); ok && c.GetExpectedSystemModstamp() != nil {
-		base = pgTime(c.GetExpectedSystemModstamp().AsTime())
+	if expected != nil {
+		base = pgTime(expected.AsTime())
 	}
 	d.doc.State.SentConditional(twoway.Salesforce, id, d.sfTrack, base)
 	d.publish = append(d.publish, message{subject, id, cmd})
