@@ -3,10 +3,12 @@ package salesforce
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 )
@@ -17,23 +19,7 @@ import (
 // cycle through 1,000 referrals, so after warm-up most calls update (200)
 // and the first round creates (201).
 func BenchmarkUpsertOpportunityByExternalID(b *testing.B) {
-	keys, err := testKeys()
-	if err != nil {
-		b.Fatal(err)
-	}
-	ts := httptest.NewUnstartedServer(nil)
-	srv, err := New(Config{
-		JWTCerts:  []*x509.Certificate{keys.cert},
-		PublicURL: "http://" + ts.Listener.Addr().String(),
-		APILimit:  1 << 62,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ts.Config.Handler = srv
-	ts.Start()
-	defer ts.Close()
-	tok := srv.benchToken(b)
+	ts, tok := newBenchServer(b)
 
 	transport := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}
 	defer transport.CloseIdleConnections()
@@ -62,6 +48,86 @@ func BenchmarkUpsertOpportunityByExternalID(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// BenchmarkQueryByExternalIDs measures the adapter's read-back after a
+// batch of upserts, SELECT Id, SystemModstamp FROM Opportunity WHERE
+// Referral_Identifier__c IN (20 keys), over loopback HTTP against 5,000
+// opportunities. Each call asks for a different 20 keys.
+func BenchmarkQueryByExternalIDs(b *testing.B) {
+	const records, perQuery = 5000, 20
+	ts, tok := newBenchServer(b)
+	client := ts.Client()
+	send := func(method, path string, body []byte) []byte {
+		req, _ := http.NewRequest(method, ts.URL+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("%s %s: status %d, %v: %s", method, path, resp.StatusCode, err, out)
+		}
+		return out
+	}
+	for start := 0; start < records; start += maxCollection {
+		var recs []map[string]any
+		for i := start; i < start+maxCollection; i++ {
+			recs = append(recs, newOpp(map[string]any{"attributes": map[string]any{"type": "Opportunity"},
+				"Referral_Identifier__c": fmt.Sprintf("REF-%05d", i)}))
+		}
+		body, err := json.Marshal(map[string]any{"allOrNone": true, "records": recs})
+		if err != nil {
+			b.Fatal(err)
+		}
+		send(http.MethodPost, v+"/composite/sobjects", body)
+	}
+	// Keys of one query are spread over the table, as a batch of referrals
+	// changed in any order would be.
+	var paths []string
+	for n := range records / perQuery {
+		keys := make([]string, perQuery)
+		for j := range keys {
+			keys[j] = fmt.Sprintf("'REF-%05d'", (n+j*records/perQuery)%records)
+		}
+		paths = append(paths, q("SELECT Id, SystemModstamp FROM Opportunity WHERE Referral_Identifier__c IN ("+strings.Join(keys, ", ")+")"))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		var res queryResult
+		if err := json.Unmarshal(send(http.MethodGet, paths[n%len(paths)], nil), &res); err != nil || res.TotalSize != perQuery {
+			b.Fatalf("query: %d records, %v", res.TotalSize, err)
+		}
+		n++
+	}
+}
+
+// newBenchServer starts an emulator without an API limit behind a loopback
+// listener and returns it with a session token.
+func newBenchServer(b *testing.B) (*httptest.Server, string) {
+	b.Helper()
+	keys, err := testKeys()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(nil)
+	srv, err := New(Config{
+		JWTCerts:  []*x509.Certificate{keys.cert},
+		PublicURL: "http://" + ts.Listener.Addr().String(),
+		APILimit:  1 << 62,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts.Config.Handler = srv
+	ts.Start()
+	b.Cleanup(ts.Close)
+	return ts, srv.benchToken(b)
 }
 
 // benchToken issues a session directly, outside the measured loop.

@@ -1,12 +1,18 @@
 package salesforce
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/cosell/cosell/emulators/internal/soql"
 )
 
 func q(soql string) string { return v + "/query?q=" + url.QueryEscape(soql) }
@@ -209,5 +215,135 @@ func TestModstampPollMatchesFullScan(t *testing.T) {
 	h.expect(http.MethodGet, v+"/queryAll?q="+url.QueryEscape("SELECT Name FROM Opportunity WHERE SystemModstamp >= "+cutoffs[0]+" AND (Name = 'Undone' OR Amount = 99)"), nil, 200, &undone)
 	if undone.TotalSize != 0 {
 		t.Errorf("undone writes visible to a poll: %v", undone.Records)
+	}
+}
+
+// scanOnly is the store without its indexes: a query through it scans every
+// record.
+type scanOnly struct{ v *view }
+
+func (s scanOnly) Scan(object string, fn func(map[string]any) bool) { s.v.Scan(object, fn) }
+
+func (s scanOnly) Get(object, id string) (map[string]any, bool) { return s.v.Get(object, id) }
+
+// countingView is the store with its indexes, counting full scans.
+type countingView struct {
+	*view
+	scans int
+}
+
+func (c *countingView) Scan(object string, fn func(map[string]any) bool) {
+	c.scans++
+	c.view.Scan(object, fn)
+}
+
+// A filter on External IDs (a top-level Referral_Identifier__c = or IN) is
+// served from the unique index; it must return exactly what a scan of every
+// record returns, in the same order, after updates, deletes, undone writes
+// and with values whose case folds differ between lower and upper case.
+func TestUniqueFilterMatchesFullScan(t *testing.T) {
+	h := newHarness(t)
+	for i := range 8 {
+		h.create("Opportunity", newOpp(map[string]any{"Name": fmt.Sprintf("RB-%02d", i), "Referral_Identifier__c": fmt.Sprintf("RB-%02d", i), "Amount": i}))
+	}
+	// ſ upper-cases to S, so a query for CASE-1 matches both; İ lower-cases
+	// to i but upper-cases to itself, so a query for ID-1 matches neither.
+	for _, ref := range []string{"caſe-1", "Case-1", "İd-1", "\u212a-1"} {
+		h.create("Opportunity", newOpp(map[string]any{"Name": ref, "Referral_Identifier__c": ref}))
+	}
+	moved := h.create("Opportunity", newOpp(map[string]any{"Name": "moved", "Referral_Identifier__c": "OLD-1"}))
+	h.expect(http.MethodPatch, v+"/sobjects/Opportunity/"+moved, map[string]any{"Referral_Identifier__c": "NEW-1"}, 204, nil)
+	gone := h.create("Opportunity", newOpp(map[string]any{"Name": "deleted", "Referral_Identifier__c": "DEL-1"}))
+	h.expect(http.MethodDelete, v+"/sobjects/Opportunity/"+gone, nil, 204, nil)
+	h.create("Opportunity", newOpp(map[string]any{"Name": "reused", "Referral_Identifier__c": "del-1"}))
+	h.expect(http.MethodPost, v+"/composite/sobjects", map[string]any{"allOrNone": true, "records": []any{
+		newOpp(map[string]any{"attributes": map[string]any{"type": "Opportunity"}, "Name": "undone", "Referral_Identifier__c": "UNDONE-1"}),
+		map[string]any{"attributes": map[string]any{"type": "Opportunity"}, "Name": "invalid"},
+	}}, 200, nil)
+
+	cases := []struct {
+		where   string
+		all     bool // queryAll
+		indexed bool
+		want    string
+	}{
+		{where: "Referral_Identifier__c = 'rb-03'", indexed: true, want: "RB-03"},
+		{where: "Referral_Identifier__c IN ('RB-05', 'rb-01', 'RB-05', 'Rb-01', 'rb-03', 'none')", indexed: true, want: "RB-01 RB-03 RB-05"},
+		{where: "Referral_Identifier__c IN ('RB-05', 'RB-01', 'RB-03') AND Amount > 2", indexed: true, want: "RB-03 RB-05"},
+		{where: "Amount > 2 AND Referral_Identifier__c IN ('RB-05', 'RB-01', 'RB-03') ORDER BY Name DESC", indexed: true, want: "RB-05 RB-03"},
+		{where: "Referral_Identifier__c IN ('case-1', 'CASE-1')", indexed: true, want: "caſe-1 Case-1"},
+		{where: "Referral_Identifier__c = 'id-1'", indexed: true, want: ""},
+		{where: "Referral_Identifier__c = 'İD-1'", indexed: true, want: "İd-1"},
+		{where: "Referral_Identifier__c = 'k-1'", indexed: true, want: ""},
+		{where: "Referral_Identifier__c IN ('old-1', 'new-1')", indexed: true, want: "moved"},
+		{where: "Referral_Identifier__c = 'DEL-1'", indexed: true, want: "reused"},
+		{where: "Referral_Identifier__c = 'undone-1'", indexed: true, want: ""},
+		{where: "Referral_Identifier__c = 'DEL-1'", all: true, want: "deleted reused"},
+		{where: "Referral_Identifier__c = 'rb-01' OR Referral_Identifier__c = 'rb-02'", want: "RB-01 RB-02"},
+		{where: "Name = 'RB-01'", want: "RB-01"},
+		{where: "Referral_Identifier__c NOT IN ('rb-01') AND Name LIKE 'rb-0%'", want: "RB-00 RB-02 RB-03 RB-04 RB-05 RB-06 RB-07"},
+	}
+	h.srv.store.read(context.Background(), func(vw *view) {
+		for _, c := range cases {
+			src := "SELECT Name, Referral_Identifier__c, Amount, IsDeleted FROM Opportunity WHERE " + c.where
+			pq, err := soql.Parse(src, h.srv.schema)
+			if err != nil {
+				t.Fatalf("%s: %v", src, err)
+			}
+			opt := soql.ExecOptions{IncludeDeleted: c.all, Now: h.clock.Now()}
+			want, wantN, err := pq.Execute(scanOnly{vw}, opt)
+			if err != nil {
+				t.Fatalf("%s: %v", src, err)
+			}
+			cv := &countingView{view: vw}
+			got, gotN, err := pq.Execute(cv, opt)
+			if err != nil {
+				t.Fatalf("%s: %v", src, err)
+			}
+			if !reflect.DeepEqual(got, want) || gotN != wantN {
+				t.Errorf("%s:\n index %v\n scan  %v", src, got, want)
+			}
+			var names []string
+			for _, r := range want {
+				names = append(names, r["Name"].(string))
+			}
+			if strings.Join(names, " ") != c.want {
+				t.Errorf("%s: scan gives %q, want %q", src, strings.Join(names, " "), c.want)
+			}
+			if indexed := cv.scans == 0; indexed != c.indexed {
+				t.Errorf("%s: %d full scans, want indexed %v", src, cv.scans, c.indexed)
+			}
+		}
+	})
+
+	// Through the REST API: query reads the index, queryAll still returns
+	// the record in the recycle bin.
+	var res queryResult
+	h.expect(http.MethodGet, q("SELECT Id FROM Opportunity WHERE Referral_Identifier__c IN ('del-1', 'rb-02')"), nil, 200, &res)
+	if res.TotalSize != 2 {
+		t.Errorf("query: %+v", res)
+	}
+	h.expect(http.MethodGet, v+"/queryAll?q="+url.QueryEscape("SELECT Id, IsDeleted FROM Opportunity WHERE Referral_Identifier__c = 'del-1'"), nil, 200, &res)
+	if res.TotalSize != 2 || res.Records[0]["Id"] != gone || res.Records[0]["IsDeleted"] != true {
+		t.Errorf("queryAll: %+v", res)
+	}
+}
+
+// The unique index finds every value a query's upper-cased text matches
+// by looking up its lower-cased form, plus the values under unfolded keys.
+// That holds when, for every character, a key that is not unfolded is
+// what its values' upper-case form lowers to; this checks every code
+// point against the Unicode tables Go ships.
+func TestUnfoldedKeysCoverCaseFolding(t *testing.T) {
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if !utf8.ValidRune(r) {
+			continue
+		}
+		s := string(r)
+		key := strings.ToLower(s)
+		unfolded := strings.ToLower(strings.ToUpper(key)) != key
+		if !unfolded && strings.ToLower(strings.ToUpper(s)) != key {
+			t.Errorf("%U: key %q is not unfolded, but the value upper-cases to %q", r, key, strings.ToUpper(s))
+		}
 	}
 }

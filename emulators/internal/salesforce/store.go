@@ -28,7 +28,16 @@ type table struct {
 	// unique indexes External ID and unique fields: field name →
 	// lower-cased value → ids of live records.
 	unique map[string]map[string][]string
-	seq    uint64
+	// unfolded holds, per field of unique, the keys whose upper-case form
+	// lower-cases to another key (ı and ſ upper-case to I and S). A query
+	// compares text upper-cased; under every other key each value's
+	// upper-case form lowers back to that key, so looking up the
+	// lower-cased literal finds every value the query matches (and maybe
+	// some it does not, such as İ under i, which its filter drops). Values
+	// under these keys are read by every lookup instead; few records have
+	// one.
+	unfolded map[string]map[string]bool
+	seq      uint64
 	// created numbers records in creation order (entry.seq).
 	created uint64
 	// stamps is the SystemModstamp index: (stamp, id), sorted by stamp,
@@ -96,10 +105,11 @@ func newStore(schema *sfschema.Schema) *store {
 func (st *store) resetLocked() {
 	st.tables = map[string]*table{}
 	for _, o := range st.schema.Objects() {
-		t := &table{obj: o, byID: map[string]*entry{}, unique: map[string]map[string][]string{}}
+		t := &table{obj: o, byID: map[string]*entry{}, unique: map[string]map[string][]string{}, unfolded: map[string]map[string]bool{}}
 		for _, f := range o.Fields {
 			if f.Unique || f.ExternalID {
 				t.unique[f.Name] = map[string][]string{}
+				t.unfolded[f.Name] = map[string]bool{}
 			}
 		}
 		st.tables[o.Name] = t
@@ -172,12 +182,16 @@ func (t *table) index(id string, old, rec map[string]any) {
 			}
 			if len(ids) == 0 {
 				delete(idx, ok)
+				delete(t.unfolded[field], ok)
 			} else {
 				idx[ok] = ids
 			}
 		}
 		if hasNew {
 			idx[nk] = append(idx[nk], id)
+			if strings.ToLower(strings.ToUpper(nk)) != nk {
+				t.unfolded[field][nk] = true
+			}
 		}
 	}
 }
@@ -229,6 +243,42 @@ func (v *view) ScanModifiedSince(object, from string, fn func(rec map[string]any
 		}
 		seen[se.id] = true
 		hits = append(hits, e)
+	}
+	sort.Slice(hits, func(i, j int) bool { return hits[i].seq < hits[j].seq })
+	for _, e := range hits {
+		if !fn(e.rec) {
+			break
+		}
+	}
+	return true
+}
+
+// ScanByUnique calls fn, in creation order and once each, for the live
+// records of object whose unique or External ID field holds text that
+// upper-cases to one of values, the shape of a read-back of upserted
+// records, reading only those (and the few under unfolded keys). It
+// implements soql.UniqueIndex; the index holds no deleted records.
+func (v *view) ScanByUnique(object, field string, values []string, fn func(rec map[string]any) bool) bool {
+	t := v.st.table(object)
+	if t == nil || t.unique[field] == nil {
+		return false
+	}
+	idx := t.unique[field]
+	var hits []*entry
+	seen := map[string]bool{}
+	add := func(key string) {
+		for _, id := range idx[key] {
+			if e := t.byID[id]; e != nil && !seen[id] {
+				seen[id] = true
+				hits = append(hits, e)
+			}
+		}
+	}
+	for _, val := range values {
+		add(strings.ToLower(val))
+	}
+	for key := range t.unfolded[field] {
+		add(key)
 	}
 	sort.Slice(hits, func(i, j int) bool { return hits[i].seq < hits[j].seq })
 	for _, e := range hits {

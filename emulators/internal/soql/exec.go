@@ -46,6 +46,22 @@ type ReferenceIndex interface {
 	ScanByReference(object, field, id string, fn func(rec map[string]any) bool) bool
 }
 
+// UniqueIndex is optionally implemented by a Store that indexes unique and
+// External ID text fields. Execute uses it for a query with a top-level
+// condition Field = 'text' or Field IN ('text', …), the shape of a
+// read-back of upserted records by their External IDs, so it reads those
+// records instead of every record. Execute does not use it for queryAll
+// (IncludeDeleted), since it serves records outside the recycle bin only.
+type UniqueIndex interface {
+	// ScanByUnique calls fn, in the order Scan would and at most once
+	// each, for every record of object with IsDeleted false whose field
+	// holds text that upper-cased (strings.ToUpper) equals one of values,
+	// which are upper-cased too; it may call it for other records, and
+	// stops when fn returns false. It returns false, without calling fn,
+	// when field is not indexed or it cannot serve the scan.
+	ScanByUnique(object, field string, values []string, fn func(rec map[string]any) bool) bool
+}
+
 // ExecOptions are the per-request settings of Execute.
 type ExecOptions struct {
 	// IncludeDeleted makes the query behave as queryAll: records in the
@@ -162,8 +178,10 @@ func (x *executor) value(rec map[string]any, fp *fieldPath) any {
 }
 
 // rootRows returns the visible records of the outer query that satisfy
-// WHERE, using Get for Id filters and the reference index for lookup
-// filters instead of a full scan when the WHERE allows it.
+// WHERE, using Get for Id filters and the store's indexes for unique
+// field, lookup and SystemModstamp filters instead of a full scan when the
+// WHERE allows it. Every index path evaluates the whole WHERE on what it
+// reads.
 func (x *executor) rootRows(q *Query) []map[string]any {
 	var rows []map[string]any
 	keep := func(rec map[string]any) bool {
@@ -184,6 +202,17 @@ func (x *executor) rootRows(q *Query) []map[string]any {
 			}
 		}
 		return rows
+	}
+	if ui, ok := x.st.(UniqueIndex); ok && !x.opt.IncludeDeleted {
+		for _, c := range textFilters(q.where) {
+			values := make([]string, len(c.vals))
+			for i, v := range c.vals {
+				values[i] = v.text
+			}
+			if ui.ScanByUnique(q.obj.Name, c.path.field.Name, values, keep) {
+				return rows
+			}
+		}
 	}
 	if x.idx != nil {
 		if field, id, ok := refFilter(q.where); ok && x.idx.ScanByReference(q.obj.Name, field, id, keep) {
@@ -227,6 +256,32 @@ func idFilter(e expr) []string {
 		return ids
 	}
 	return nil
+}
+
+// textFilters returns the top-level "Field = 'text'" and "Field IN
+// ('text', …)" terms on fields of the queried object, each of which bounds
+// the result to the records whose field holds one of its texts.
+func textFilters(e expr) []*cmpExpr {
+	var out []*cmpExpr
+	for _, t := range conjuncts(e) {
+		c, ok := t.(*cmpExpr)
+		if !ok || len(c.path.rels) > 0 || (c.op != "=" && c.op != "IN") || !allText(c.vals) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// allText reports whether every value is a text literal: a null in an IN
+// list (an empty string reads as one) also matches records without a value.
+func allText(vals []value) bool {
+	for _, v := range vals {
+		if v.kind != vText {
+			return false
+		}
+	}
+	return len(vals) > 0
 }
 
 // refFilter finds a top-level "LookupField = 'id'" term.
