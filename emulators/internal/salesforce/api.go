@@ -51,7 +51,8 @@ type callCtx struct {
 	// UNABLE_TO_LOCK_ROW (an injected fault on "composite").
 	lockFault *bool
 	// lockAll makes every record of a collection call fail with
-	// UNABLE_TO_LOCK_ROW (an injected fault on "composite.sobjects").
+	// UNABLE_TO_LOCK_ROW (an injected fault on "composite.sobjects", which
+	// also reaches collections subrequests of a Composite call).
 	lockAll bool
 }
 
@@ -98,6 +99,17 @@ func (s *Server) api(name string, h http.HandlerFunc) http.HandlerFunc {
 				*cc.lockFault = false
 				writeError(w, newFieldErr(faultLockRow, msgLockRow))
 				return
+			}
+			if name == "composite.sobjects" && !cc.lockAll && (cc.lockFault == nil || !*cc.lockFault) {
+				// A row-lock fault on the collections endpoint also reaches
+				// a collections subrequest: its records fail one by one, as
+				// they would in a direct call.
+				if f := s.faults.Match(name, faultLockRow); f != nil {
+					sub := *cc
+					sub.lockAll = true
+					h(w, r.WithContext(context.WithValue(r.Context(), callCtxKey{}, &sub)))
+					return
+				}
 			}
 			h(w, r)
 			return

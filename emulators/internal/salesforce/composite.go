@@ -141,6 +141,11 @@ func (s *Server) handleComposite(w http.ResponseWriter, r *http.Request) {
 
 	out := make([]subresponse, len(req.CompositeRequest))
 	results := map[string]any{} // referenceId → decoded body of a successful subrequest
+	// Results are decoded only when some subrequest refers to one.
+	refs := false
+	for _, sr := range req.CompositeRequest {
+		refs = refs || strings.Contains(sr.URL, "@{") || bytes.Contains(sr.Body, []byte("@{"))
+	}
 	failedAt := -1
 	for i, sr := range req.CompositeRequest {
 		if failedAt >= 0 && req.AllOrNone {
@@ -153,6 +158,9 @@ func (s *Server) handleComposite(w http.ResponseWriter, r *http.Request) {
 			if failedAt < 0 {
 				failedAt = i
 			}
+			continue
+		}
+		if !refs {
 			continue
 		}
 		var decoded any
@@ -232,7 +240,13 @@ func (s *Server) runSubrequest(ctx context.Context, parent *http.Request, sr sub
 		return unresolved(bad), false
 	}
 	var body []byte
-	if len(sr.Body) > 0 && string(sr.Body) != "null" {
+	switch {
+	case len(sr.Body) == 0 || string(sr.Body) == "null":
+	case !bytes.Contains(sr.Body, []byte("@{")):
+		// Nothing to resolve: the body (one JSON value, checked when the
+		// request was decoded) goes to the handler as sent.
+		body = sr.Body
+	default:
 		d := json.NewDecoder(bytes.NewReader(sr.Body))
 		d.UseNumber()
 		var v any
