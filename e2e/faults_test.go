@@ -65,10 +65,13 @@ func (s *system) testOneTracePerReferral(t *testing.T) {
 		}) {
 			return false, fmt.Sprintf("trace %s has no mapper span with cosell.referral_id=%s yet; spans by service: %v", root.TraceID, id, have)
 		}
-		// The Salesforce upsert itself (a PATCH by External ID, or of a
-		// collection): the adapter's HTTP call, in the trace or in the
-		// trace of a batch span linked to it.
-		if !slices.ContainsFunc(s.sfCallSpans(root.TraceID), func(sp stack.Span) bool { return sp.Name == "HTTP PATCH" }) {
+		// The Salesforce upsert itself (a PATCH by External ID, or the
+		// Composite call that writes a collection and reads it back): the
+		// adapter's HTTP call, in the trace or in the trace of a batch span
+		// linked to it.
+		if !slices.ContainsFunc(s.sfCallSpans(root.TraceID), func(sp stack.Span) bool {
+			return sp.Name == "HTTP PATCH" || sp.Name == "HTTP POST" && strings.Contains(fmt.Sprint(sp.Attributes["url.full"]), "/composite")
+		}) {
 			var linked []string
 			for _, sp := range s.sink.Spans() {
 				if sp.Service == "salesforce-adapter" && sp.Kind != "SPAN_KIND_CLIENT" {
@@ -382,7 +385,7 @@ func (s *system) testKillNineMidFlight(t *testing.T) {
 	if err := s.pc.Control(ctx, http.MethodPost, "/faults", map[string]any{"endpoint": "referrals.get", "kind": "latency", "latency": "250ms"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	for _, ep := range []string{"upsert", "composite.sobjects"} {
+	for _, ep := range []string{"upsert", "composite", "composite.sobjects"} {
 		if err := s.sf.Control(ctx, http.MethodPost, "/faults", map[string]any{"endpoint": ep, "kind": "latency", "latency": "250ms"}, nil); err != nil {
 			t.Fatal(err)
 		}

@@ -273,7 +273,15 @@ type SalesforceResult struct {
 	// error_fields lists the fields Salesforce blamed, if any.
 	ErrorFields []string `protobuf:"bytes,8,rep,name=error_fields,json=errorFields,proto3" json:"error_fields,omitempty"`
 	// account_id is the customer account the opportunity was linked to.
-	AccountId     string `protobuf:"bytes,9,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	AccountId string `protobuf:"bytes,9,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// observed is the opportunity as Salesforce read it back in the same
+	// call, right after the write (outcome OK only; absent when the
+	// read-back failed). The mapper applies it as it would the poller's
+	// observation of that version, and the poller skips that version.
+	Observed *OpportunityObserved `protobuf:"bytes,10,opt,name=observed,proto3" json:"observed,omitempty"`
+	// observed_msg_id is the Msg-Id the poller gives the same version, so
+	// the mapper's inbox takes both for one observation.
+	ObservedMsgId string `protobuf:"bytes,11,opt,name=observed_msg_id,json=observedMsgId,proto3" json:"observed_msg_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -367,6 +375,20 @@ func (x *SalesforceResult) GetErrorFields() []string {
 func (x *SalesforceResult) GetAccountId() string {
 	if x != nil {
 		return x.AccountId
+	}
+	return ""
+}
+
+func (x *SalesforceResult) GetObserved() *OpportunityObserved {
+	if x != nil {
+		return x.Observed
+	}
+	return nil
+}
+
+func (x *SalesforceResult) GetObservedMsgId() string {
+	if x != nil {
+		return x.ObservedMsgId
 	}
 	return ""
 }
@@ -583,7 +605,7 @@ const file_cosell_v1_salesforce_proto_rawDesc = "" +
 	"\aaccount\x18\x05 \x01(\v2\x12.cosell.v1.AccountR\aaccount\x12'\n" +
 	"\x0fprojection_hash\x18\x06 \x01(\tR\x0eprojectionHash\x12F\n" +
 	"\x11source_updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0fsourceUpdatedAt\x12T\n" +
-	"\x18expected_system_modstamp\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x16expectedSystemModstamp\"\xc7\x02\n" +
+	"\x18expected_system_modstamp\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x16expectedSystemModstamp\"\xab\x03\n" +
 	"\x10SalesforceResult\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x1f\n" +
@@ -597,7 +619,10 @@ const file_cosell_v1_salesforce_proto_rawDesc = "" +
 	"\rerror_message\x18\a \x01(\tR\ferrorMessage\x12!\n" +
 	"\ferror_fields\x18\b \x03(\tR\verrorFields\x12\x1d\n" +
 	"\n" +
-	"account_id\x18\t \x01(\tR\taccountId\"\xa8\x02\n" +
+	"account_id\x18\t \x01(\tR\taccountId\x12:\n" +
+	"\bobserved\x18\n" +
+	" \x01(\v2\x1e.cosell.v1.OpportunityObservedR\bobserved\x12&\n" +
+	"\x0fobserved_msg_id\x18\v \x01(\tR\robservedMsgId\"\xa8\x02\n" +
 	"\x13OpportunityObserved\x12%\n" +
 	"\x0eopportunity_id\x18\x01 \x01(\tR\ropportunityId\x12C\n" +
 	"\x0fsystem_modstamp\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0esystemModstamp\x12\x18\n" +
@@ -644,14 +669,15 @@ var file_cosell_v1_salesforce_proto_depIdxs = []int32{
 	5, // 1: cosell.v1.UpsertOpportunityCommand.source_updated_at:type_name -> google.protobuf.Timestamp
 	5, // 2: cosell.v1.UpsertOpportunityCommand.expected_system_modstamp:type_name -> google.protobuf.Timestamp
 	6, // 3: cosell.v1.SalesforceResult.outcome:type_name -> cosell.v1.Outcome
-	5, // 4: cosell.v1.OpportunityObserved.system_modstamp:type_name -> google.protobuf.Timestamp
-	5, // 5: cosell.v1.OpportunityObserved.observed_at:type_name -> google.protobuf.Timestamp
-	5, // 6: cosell.v1.SalesforceWriteback.expected_system_modstamp:type_name -> google.protobuf.Timestamp
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	3, // 4: cosell.v1.SalesforceResult.observed:type_name -> cosell.v1.OpportunityObserved
+	5, // 5: cosell.v1.OpportunityObserved.system_modstamp:type_name -> google.protobuf.Timestamp
+	5, // 6: cosell.v1.OpportunityObserved.observed_at:type_name -> google.protobuf.Timestamp
+	5, // 7: cosell.v1.SalesforceWriteback.expected_system_modstamp:type_name -> google.protobuf.Timestamp
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_cosell_v1_salesforce_proto_init() }

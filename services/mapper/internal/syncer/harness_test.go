@@ -46,6 +46,9 @@ type world struct {
 	// opportunity had changed.
 	preconditionFailures int
 	done                 map[string]bool
+	// readBack makes the salesforce-adapter read each write back in the
+	// same call: the echo travels inside the result, not through the poll.
+	readBack bool
 }
 
 // delivery is one message on its way to the mapper.
@@ -285,10 +288,14 @@ func (w *world) carrySF(id string, fieldsJSON []byte, referralID string) {
 	}
 	w.opp["LastModifiedById"] = "0058d0000000001AAA"
 	echo := w.oppObserved()
-	w.queue = append(w.queue,
-		delivery{kind: "sfres", sf: &cosellv1.SalesforceResult{CommandId: id, ReferralId: referralID, OpportunityId: oppID,
-			Outcome: cosellv1.Outcome_OUTCOME_OK, Created: false}},
-		echo)
+	res := delivery{kind: "sfres", sf: &cosellv1.SalesforceResult{CommandId: id, ReferralId: referralID, OpportunityId: oppID,
+		Outcome: cosellv1.Outcome_OUTCOME_OK, Created: false}}
+	if w.readBack {
+		res.sf.Observed, res.sf.ObservedMsgId = echo.opp, oppMsgID(echo)
+		w.queue = append(w.queue, res)
+		return
+	}
+	w.queue = append(w.queue, res, echo)
 }
 
 func (w *world) carryPC(c *cosellv1.PartnerCenterCommand) {

@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -19,8 +20,49 @@ import (
 )
 
 // Result handles one SalesforceResult: the opportunity id goes on the link
-// and into the audit log; a rejection parks the link.
-func (s *Service) Result(ctx context.Context, d Delivery, res *cosellv1.SalesforceResult) (out Outcome, err error) {
+// and into the audit log; a rejection parks the link. The opportunity the
+// write read back, when the result carries it, is then applied as the
+// poller's observation of that version would be.
+func (s *Service) Result(ctx context.Context, d Delivery, res *cosellv1.SalesforceResult) (Outcome, error) {
+	out, err := s.result(ctx, d, res)
+	if err != nil {
+		return "", err
+	}
+	if err := s.observeReadBack(ctx, res); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+// observeReadBack applies the opportunity a successful write read back in
+// the same Salesforce call. The poller skips that version, so this is the
+// mapper's only sight of it: the write's own echo, which settles what the
+// two-way state expects and gives the link the SystemModstamp its next
+// conditional write expects. It runs after the result's transaction, in
+// its own, under the Msg-Id the poller would have used: a redelivered
+// result applies it again only if it was not committed, and a copy the
+// poller published anyway is taken for the same observation.
+func (s *Service) observeReadBack(ctx context.Context, res *cosellv1.SalesforceResult) error {
+	obs := res.GetObserved()
+	if obs == nil || res.GetOutcome() != cosellv1.Outcome_OUTCOME_OK {
+		return nil
+	}
+	msgID := res.GetObservedMsgId()
+	if msgID == "" {
+		msgID = "opp:" + obs.GetOpportunityId() + ":" + obs.GetSystemModstamp().AsTime().UTC().Format("2006-01-02T15:04:05.000+0000")
+	}
+	_, err := s.OpportunityObserved(ctx, Delivery{MsgID: msgID}, obs)
+	if errors.Is(err, ErrMalformed) {
+		// The result itself was applied; a read-back the mapper cannot use
+		// must not send it to the dead letters. The next change of the
+		// opportunity is observed as usual.
+		s.log.WarnContext(ctx, "read-back opportunity not usable; skipped", "command_id", res.GetCommandId(), "err", err)
+		return nil
+	}
+	return err
+}
+
+func (s *Service) result(ctx context.Context, d Delivery, res *cosellv1.SalesforceResult) (out Outcome, err error) {
 	referralID := res.GetReferralId()
 	attrs := []trace.SpanStartOption{trace.WithAttributes(AttrReferralID.String(referralID))}
 	if res.GetOpportunityId() != "" {

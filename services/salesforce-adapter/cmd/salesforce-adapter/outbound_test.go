@@ -162,7 +162,7 @@ func TestWritebackUpdatesTheOpportunityAndAnswers(t *testing.T) {
 	if inv := results["sf-writeback:invalid"].res; inv.GetOutcome() != cosellv1.Outcome_OUTCOME_REJECTED || inv.GetErrorCode() != "COSELL_INVALID_COMMAND" {
 		t.Fatalf("invalid result = %v", inv)
 	}
-	if calls := s.emu.Counters().Calls["composite.sobjects"]; calls != 1 {
+	if calls := s.emu.Counters().Calls["composite"]; calls != 1 {
 		t.Fatalf("%d collection calls, want both write-backs in one", calls)
 	}
 }

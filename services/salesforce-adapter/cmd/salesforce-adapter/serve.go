@@ -104,16 +104,20 @@ func run(ctx context.Context) error {
 			log.Warn("close salesforce client", "err", err)
 		}
 	}()
+	cursors := cursorstore.New(pool)
 	batcher := upsert.New(upsert.Config{
 		BatchSize: cfg.BatchSize,
 		BatchWait: cfg.BatchWait,
 		Workers:   cfg.MaxConcurrency,
 	}, sf, accounts.NewResolver(accountstore.New(pool), sf),
-		upsert.WithTracer(tel.Tracer(service)), upsert.WithLogger(log), upsert.WithMeter(tel.Meter(service)))
+		upsert.WithTracer(tel.Tracer(service)), upsert.WithLogger(log), upsert.WithMeter(tel.Meter(service)),
+		// The results carry what the writes read back to the mapper: the
+		// poll need not publish those versions again.
+		upsert.WithReadBackSeen(cursors.MarkPublished))
 
 	var poll *poller.Poller
 	if cfg.PollEnabled {
-		poll, err = poller.New(sf, conn, cursorstore.New(pool), poller.Config{
+		poll, err = poller.New(sf, conn, cursors, poller.Config{
 			Interval:       cfg.PollInterval,
 			Overlap:        cfg.PollOverlap,
 			QuickOverlap:   cfg.PollQuickOverlap,

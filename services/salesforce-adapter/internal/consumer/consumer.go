@@ -189,6 +189,10 @@ func toResult(c *cosellv1.UpsertOpportunityCommand, o upsert.Outcome) *cosellv1.
 	switch o.Kind {
 	case upsert.OK:
 		res.Outcome = cosellv1.Outcome_OUTCOME_OK
+		if o.Observed != nil {
+			res.Observed = o.Observed.Message(time.Now())
+			res.ObservedMsgId = o.Observed.MsgID()
+		}
 		return res
 	case upsert.Rejected:
 		res.Outcome = cosellv1.Outcome_OUTCOME_REJECTED

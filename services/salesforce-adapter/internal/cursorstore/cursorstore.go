@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cosell/cosell/libs/store"
@@ -93,21 +94,39 @@ func (s *Store) Published(ctx context.Context, vs []Version) (map[Version]bool, 
 	return out, nil
 }
 
+// MarkPublished records vs as published without moving any watermark:
+// versions that reached the mapper another way (read back with a write)
+// and that a poll therefore skips.
+func (s *Store) MarkPublished(ctx context.Context, vs []Version) error {
+	return insertVersions(ctx, s.pool, vs)
+}
+
+// insertVersions records vs as published.
+func insertVersions(ctx context.Context, db interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, vs []Version) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(vs))
+	stamps := make([]time.Time, len(vs))
+	for i, v := range vs {
+		ids[i], stamps[i] = v.OpportunityID, v.SystemModstamp
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO salesforce_adapter.observed (opportunity_id, system_modstamp)
+		SELECT * FROM unnest($1::text[], $2::timestamptz[])
+		ON CONFLICT DO NOTHING`, ids, stamps); err != nil {
+		return fmt.Errorf("record published versions: %w", store.MapError(err))
+	}
+	return nil
+}
+
 // Commit records vs as published and moves the cursor's watermark up to
 // wm (never down), in one transaction.
 func (s *Store) Commit(ctx context.Context, name string, vs []Version, wm time.Time) error {
 	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if len(vs) > 0 {
-			ids := make([]string, len(vs))
-			stamps := make([]time.Time, len(vs))
-			for i, v := range vs {
-				ids[i], stamps[i] = v.OpportunityID, v.SystemModstamp
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO salesforce_adapter.observed (opportunity_id, system_modstamp)
-				SELECT * FROM unnest($1::text[], $2::timestamptz[])
-				ON CONFLICT DO NOTHING`, ids, stamps); err != nil {
-				return fmt.Errorf("record published versions: %w", store.MapError(err))
-			}
+		if err := insertVersions(ctx, tx, vs); err != nil {
+			return err
 		}
 		if wm.IsZero() {
 			return nil

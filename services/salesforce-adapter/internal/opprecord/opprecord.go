@@ -14,6 +14,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/cosell/cosell/libs/events/cosellv1"
 )
 
 // SObject is the object this package reads.
@@ -47,6 +51,11 @@ var selectList = func() string {
 	items = append(items, contactRoles, solutions)
 	return strings.Join(items, ", ")
 }()
+
+// Relevant is the SOQL condition of the opportunities cosell observes:
+// opted in, linked, or deleted (queryAll returns those in the recycle bin,
+// with the SystemModstamp of their deletion).
+const Relevant = "(Sync_with_Partner_Center__c = true OR Referral_Identifier__c != null OR IsDeleted = true)"
 
 // SOQL returns the query of opportunities matching where (a SOQL
 // condition, values already escaped; empty for none), ordered by orderBy
@@ -88,6 +97,18 @@ func (r Record) MsgID() string {
 		return "opp-deleted:" + r.ID + ":" + r.ModstampText
 	}
 	return "opp:" + r.ID + ":" + r.ModstampText
+}
+
+// Message is the OpportunityObserved of the record, read at observedAt.
+func (r Record) Message(observedAt time.Time) *cosellv1.OpportunityObserved {
+	return &cosellv1.OpportunityObserved{
+		OpportunityId:    r.ID,
+		SystemModstamp:   timestamppb.New(r.SystemModstamp),
+		Deleted:          r.Deleted,
+		LastModifiedById: r.LastModifiedByID,
+		RecordJson:       r.JSON,
+		ObservedAt:       timestamppb.New(observedAt),
+	}
 }
 
 // Decode turns one query row into a Record. Numbers keep the text

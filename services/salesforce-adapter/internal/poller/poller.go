@@ -40,10 +40,8 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/cosell/cosell/libs/bus"
-	"github.com/cosell/cosell/libs/events/cosellv1"
 	"github.com/cosell/cosell/services/salesforce-adapter/internal/cursorstore"
 	"github.com/cosell/cosell/services/salesforce-adapter/internal/opprecord"
 	"github.com/cosell/cosell/services/salesforce-adapter/internal/sfclient"
@@ -56,9 +54,8 @@ const Cursor = "opportunities"
 const LeaseName = "salesforce-adapter/poller"
 
 // Relevant is the SOQL condition of the opportunities the poller
-// publishes: opted in, linked, or deleted (queryAll returns those in the
-// recycle bin, with the SystemModstamp of their deletion).
-const Relevant = "(Sync_with_Partner_Center__c = true OR Referral_Identifier__c != null OR IsDeleted = true)"
+// publishes: opted in, linked, or deleted.
+const Relevant = opprecord.Relevant
 
 // Span attribute keys.
 const (
@@ -418,15 +415,7 @@ func (p *Poller) publish(ctx context.Context, r opprecord.Record, poll trace.Lin
 	ctx, span := p.tracer.Start(ctx, "observe "+opprecord.SObject, trace.WithNewRoot(),
 		trace.WithLinks(poll), trace.WithAttributes(attrs...))
 	defer span.End()
-	msg := &cosellv1.OpportunityObserved{
-		OpportunityId:    r.ID,
-		SystemModstamp:   timestamppb.New(r.SystemModstamp),
-		Deleted:          r.Deleted,
-		LastModifiedById: r.LastModifiedByID,
-		RecordJson:       r.JSON,
-		ObservedAt:       timestamppb.New(p.cfg.Now()),
-	}
-	if err := p.pub.Publish(ctx, bus.SubjectOpportunityObserved, r.MsgID(), msg); err != nil {
+	if err := p.pub.Publish(ctx, bus.SubjectOpportunityObserved, r.MsgID(), r.Message(p.cfg.Now())); err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "publish failed")
 		return fmt.Errorf("publish opportunity %s: %w", r.ID, err)

@@ -243,6 +243,10 @@ type request struct {
 	method string
 	path   string // relative to the instance URL, starting with /services/data/
 	body   []byte
+	// check, when set, reads a 2xx body; an error it returns is handled
+	// like an error status (a temporary one is retried), for answers that
+	// carry their status inside (Composite subrequests).
+	check func(body []byte) error
 }
 
 // dataPath returns the path of a REST resource under the configured
@@ -259,6 +263,9 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	var last error
 	for attempt := 1; ; attempt++ {
 		_, body, err := c.send(ctx, r)
+		if err == nil && r.check != nil {
+			err = r.check(body)
+		}
 		switch {
 		case err == nil:
 			if out == nil || len(body) == 0 {

@@ -32,6 +32,8 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/cosell/cosell/services/salesforce-adapter/internal/accounts"
+	"github.com/cosell/cosell/services/salesforce-adapter/internal/cursorstore"
+	"github.com/cosell/cosell/services/salesforce-adapter/internal/opprecord"
 	"github.com/cosell/cosell/services/salesforce-adapter/internal/sfclient"
 )
 
@@ -128,12 +130,18 @@ type Outcome struct {
 	RetryAfter time.Duration
 	// Batch is the span of the call that decided the outcome.
 	Batch trace.SpanContext
+	// Observed is the opportunity as Salesforce read it back in the same
+	// call, right after the write (OK only; nil when the read-back failed
+	// or did not return the record).
+	Observed *opprecord.Record
 }
 
 // Salesforce is what the batcher needs of the Salesforce client.
 type Salesforce interface {
-	UpsertCollection(ctx context.Context, sobject, extField string, records []sfclient.Record) ([]sfclient.SaveResult, error)
-	UpdateCollection(ctx context.Context, sobject string, records []sfclient.Record) ([]sfclient.SaveResult, error)
+	// UpsertCollectionReadBack and UpdateCollectionReadBack write a batch
+	// and read the written records back in the same call.
+	UpsertCollectionReadBack(ctx context.Context, sobject, extField string, records []sfclient.Record, soql string) (sfclient.WriteReadBack, error)
+	UpdateCollectionReadBack(ctx context.Context, sobject string, records []sfclient.Record, soql string) (sfclient.WriteReadBack, error)
 	// Query reads the current SystemModstamp of conditional commands'
 	// opportunities (one query per batch that has some).
 	Query(ctx context.Context, soql string) (*sfclient.QueryResult, error)
@@ -210,6 +218,7 @@ type Batcher struct {
 	tracer   trace.Tracer
 	log      *slog.Logger
 	metrics  metrics
+	seen     ReadBackSeen
 
 	in      chan *item
 	work    chan *batch
@@ -220,6 +229,14 @@ type Batcher struct {
 
 // Option adjusts New.
 type Option func(*Batcher)
+
+// ReadBackSeen is told the opportunity versions a batch read back, which
+// its results carry to the mapper; the poller need not publish them
+// again. *cursorstore.Store's MarkPublished is one.
+type ReadBackSeen func(ctx context.Context, vs []cursorstore.Version) error
+
+// WithReadBackSeen sets what is told of read-back versions.
+func WithReadBackSeen(f ReadBackSeen) Option { return func(b *Batcher) { b.seen = f } }
 
 // WithTracer sets the tracer of batch spans.
 func WithTracer(t trace.Tracer) Option { return func(b *Batcher) { b.tracer = t } }

@@ -52,7 +52,7 @@ type fixture struct {
 	tp      *sdktrace.TracerProvider
 }
 
-func start(t testing.TB, emuOpts sfemutest.Options, cfg upsert.Config, budgetPercent int) *fixture {
+func start(t testing.TB, emuOpts sfemutest.Options, cfg upsert.Config, budgetPercent int, opts ...upsert.Option) *fixture {
 	t.Helper()
 	emu := sfemutest.Start(t, emulatorBin, emuOpts)
 	client, err := sfclient.New(sfclient.Config{
@@ -77,7 +77,7 @@ func start(t testing.TB, emuOpts sfemutest.Options, cfg upsert.Config, budgetPer
 	if cfg.LockRetry.Attempts == 0 {
 		cfg.LockRetry = sfclient.Retry{Attempts: 4, Initial: time.Millisecond, Max: 5 * time.Millisecond}
 	}
-	b := upsert.New(cfg, client, accounts.NewResolver(accountstore.New(db), client), upsert.WithTracer(tp.Tracer("test")))
+	b := upsert.New(cfg, client, accounts.NewResolver(accountstore.New(db), client), append([]upsert.Option{upsert.WithTracer(tp.Tracer("test"))}, opts...)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
@@ -148,7 +148,7 @@ func TestBatchesFillToTwoHundred(t *testing.T) {
 	if len(ids) != n {
 		t.Fatalf("%d distinct opportunities, want %d", len(ids), n)
 	}
-	if calls := f.emu.Counters().Calls["composite.sobjects"]; calls != 3 {
+	if calls := f.emu.Counters().Calls["composite"]; calls != 3 {
 		t.Fatalf("%d collection calls for %d commands, want 3", calls, n)
 	}
 	if got := len(f.emu.Records("Opportunity")); got != n {
@@ -187,7 +187,7 @@ func TestSameReferralInOneBatchKeepsNewest(t *testing.T) {
 			t.Fatalf("opportunity name %v, want the newest command's", o["Name"])
 		}
 	}
-	if calls := f.emu.Counters().Calls["composite.sobjects"]; calls != 1 {
+	if calls := f.emu.Counters().Calls["composite"]; calls != 1 {
 		t.Fatalf("%d calls, want 1", calls)
 	}
 }
@@ -208,7 +208,7 @@ func TestValidationErrorIsRejectedWithoutRetry(t *testing.T) {
 	if outs[2].Kind != upsert.OK {
 		t.Fatalf("good record = %+v", outs[2])
 	}
-	if calls := f.emu.Counters().Calls["composite.sobjects"]; calls != 1 {
+	if calls := f.emu.Counters().Calls["composite"]; calls != 1 {
 		t.Fatalf("%d calls, want 1 (rejections are final)", calls)
 	}
 }
@@ -225,7 +225,7 @@ func TestRowLockIsRetriedPerRecord(t *testing.T) {
 	// The first call locks both; each record is retried after its own
 	// jittered delay, so the retries share a call (locked, then both
 	// through: 3) or not (one locked, then each through alone: 4).
-	if calls := f.emu.Counters().Calls["composite.sobjects"]; calls != 3 && calls != 4 {
+	if calls := f.emu.Counters().Calls["composite"]; calls != 3 && calls != 4 {
 		t.Fatalf("%d calls, want 3 or 4 (two locked, then through)", calls)
 	}
 }
@@ -240,7 +240,7 @@ func TestRowLockGivesUp(t *testing.T) {
 	if o.Kind != upsert.Failed || len(o.Errors) == 0 || o.Errors[0].Code != "UNABLE_TO_LOCK_ROW" {
 		t.Fatalf("outcome = %+v, want failed with UNABLE_TO_LOCK_ROW", o)
 	}
-	if calls := f.emu.Counters().Calls["composite.sobjects"]; calls != 4 {
+	if calls := f.emu.Counters().Calls["composite"]; calls != 4 {
 		t.Fatalf("%d calls, want 4 attempts", calls)
 	}
 }
@@ -263,7 +263,7 @@ func TestCustomerAccountIsFoundOnceAndCached(t *testing.T) {
 		t.Fatalf("second = %+v, %v; want account %s", o2, err, o1.AccountID)
 	}
 	calls := f.emu.Counters().Calls
-	if calls["query"] != 0 || calls["composite.sobjects"] != 1 || len(calls) != 1 {
+	if calls["query"] != 0 || calls["composite"] != 1 || len(calls) != 1 {
 		t.Fatalf("calls = %v, want exactly one upsert and no account query", calls)
 	}
 	for _, opp := range f.emu.Records("Opportunity") {

@@ -10,6 +10,7 @@ type metrics struct {
 	batches     metric.Int64Histogram
 	outcomes    metric.Int64Counter
 	lockRetries metric.Int64Counter
+	readBacks   metric.Int64Counter
 }
 
 // newMetrics creates the instruments on m; an instrument that cannot be
@@ -34,6 +35,11 @@ func newMetrics(m metric.Meter) metrics {
 		metric.WithDescription("Records sent again after UNABLE_TO_LOCK_ROW."),
 		metric.WithUnit("{record}")); err != nil {
 		out.lockRetries, _ = nop.Int64Counter("")
+	}
+	if out.readBacks, err = m.Int64Counter("cosell.salesforce.upsert.read_backs",
+		metric.WithDescription("Writes whose records were read back in the same call, by outcome (ok, failed); a failed read-back leaves them to the poller."),
+		metric.WithUnit("{call}")); err != nil {
+		out.readBacks, _ = nop.Int64Counter("")
 	}
 	return out
 }

@@ -67,7 +67,7 @@ func TestConditionalUpdatesByIdRefuseAChangedOpportunity(t *testing.T) {
 		}
 	}
 	c := f.emu.Counters().Calls
-	if c["composite.sobjects"] != 1 || queryCalls(f) != 1 {
+	if c["composite"] != 1 || queryCalls(f) != 1 {
 		t.Fatalf("calls = %v, want one query and one update", c)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cosell/cosell/services/salesforce-adapter/internal/accounts"
+	"github.com/cosell/cosell/services/salesforce-adapter/internal/cursorstore"
+	"github.com/cosell/cosell/services/salesforce-adapter/internal/opprecord"
 	"github.com/cosell/cosell/services/salesforce-adapter/internal/sfclient"
 )
 
@@ -150,8 +152,8 @@ func (b *Batcher) process(ctx context.Context, bt *batch) report {
 		return r.rep
 	}
 
-	results, errs := b.write(ctx, recs, func(ctx context.Context, recs []sfclient.Record) ([]sfclient.SaveResult, error) {
-		return b.sf.UpsertCollection(ctx, SObject, bt.field, recs)
+	results, observed, errs := b.write(ctx, recs, func(ctx context.Context, recs []sfclient.Record) (sfclient.WriteReadBack, error) {
+		return b.sf.UpsertCollectionReadBack(ctx, SObject, bt.field, recs, readBackSOQL(bt.field, recs))
 	})
 	now := time.Now()
 	for i, e := range live {
@@ -160,9 +162,42 @@ func (b *Batcher) process(ctx context.Context, bt *batch) report {
 			r.finish(ctx, e.g, b.classify(errs[i]))
 			continue
 		}
-		b.decide(ctx, r, e.g, e.account, results[i], now)
+		b.decide(ctx, r, e.g, e.account, results[i], observed, now)
 	}
+	b.noteReadBack(ctx, observed)
 	return r.rep
+}
+
+// readBackSOQL is the query that reads a batch's records back after the
+// write, by the key the write used (the External ID field, or Id), in the
+// poller's shape.
+func readBackSOQL(field string, recs []sfclient.Record) string {
+	values := make([]string, 0, len(recs))
+	for _, rec := range recs {
+		switch v := rec[field].(type) {
+		case string:
+			values = append(values, sfclient.QuoteSOQL(v))
+		}
+	}
+	return opprecord.SOQL(field+" IN ("+strings.Join(values, ", ")+") AND "+opprecord.Relevant, "")
+}
+
+// noteReadBack tells the poller's store which versions were read back:
+// their results carry them to the mapper. A failure only costs the
+// poller publishing them again, which the mapper's inbox drops.
+func (b *Batcher) noteReadBack(ctx context.Context, observed map[string]*opprecord.Record) {
+	if b.seen == nil || len(observed) == 0 {
+		return
+	}
+	vs := make([]cursorstore.Version, 0, len(observed))
+	for id, rec := range observed {
+		if id == rec.ID {
+			vs = append(vs, cursorstore.Version{OpportunityID: rec.ID, SystemModstamp: rec.SystemModstamp})
+		}
+	}
+	if err := b.seen(ctx, vs); err != nil {
+		b.log.WarnContext(ctx, "record read-back versions; the poller will publish them again", "versions", len(vs), "err", err)
+	}
 }
 
 // updates writes a batch of updates by Id (one command per opportunity)
@@ -181,8 +216,8 @@ func (b *Batcher) updates(ctx context.Context, r *run, bt *batch) {
 		rec["Id"] = w.cmd.OpportunityID
 		recs[i] = rec
 	}
-	results, errs := b.write(ctx, recs, func(ctx context.Context, recs []sfclient.Record) ([]sfclient.SaveResult, error) {
-		return b.sf.UpdateCollection(ctx, SObject, recs)
+	results, observed, errs := b.write(ctx, recs, func(ctx context.Context, recs []sfclient.Record) (sfclient.WriteReadBack, error) {
+		return b.sf.UpdateCollectionReadBack(ctx, SObject, recs, readBackSOQL("Id", recs))
 	})
 	now := time.Now()
 	for i, g := range bt.groups {
@@ -195,38 +230,66 @@ func (b *Batcher) updates(ctx context.Context, r *run, bt *batch) {
 		if res.ID == "" {
 			res.ID = g.winner.cmd.OpportunityID
 		}
-		b.decide(ctx, r, g, accounts.Resolution{}, res, now)
+		b.decide(ctx, r, g, accounts.Resolution{}, res, observed, now)
 	}
+	b.noteReadBack(ctx, observed)
 }
 
-// write sends the records in one collections call. When Salesforce
-// refuses the request as a whole (a 4xx that is not about the session or
-// the limits), one record may be to blame, so each record is sent alone
-// and only the culprit fails.
-func (b *Batcher) write(ctx context.Context, recs []sfclient.Record, call func(context.Context, []sfclient.Record) ([]sfclient.SaveResult, error)) ([]sfclient.SaveResult, []error) {
+// write sends the records in one collections call, which reads them back
+// too. When Salesforce refuses the request as a whole (a 4xx that is not
+// about the session or the limits), one record may be to blame, so each
+// record is sent alone and only the culprit fails. The records read back
+// are returned by Id, 18 and 15 characters.
+func (b *Batcher) write(ctx context.Context, recs []sfclient.Record, call func(context.Context, []sfclient.Record) (sfclient.WriteReadBack, error)) ([]sfclient.SaveResult, map[string]*opprecord.Record, []error) {
 	errs := make([]error, len(recs))
-	res, err := call(ctx, recs)
+	observed := map[string]*opprecord.Record{}
+	out, err := call(ctx, recs)
 	if err == nil {
-		return res, errs
+		b.readBack(ctx, out, observed)
+		return out.Results, observed, errs
 	}
 	var ae *sfclient.APIError
 	if len(recs) == 1 || !errors.As(err, &ae) || !wholeRequestRejected(ae) {
 		for i := range errs {
 			errs[i] = err
 		}
-		return make([]sfclient.SaveResult, len(recs)), errs
+		return make([]sfclient.SaveResult, len(recs)), observed, errs
 	}
 	b.log.WarnContext(ctx, "salesforce refused the whole batch; sending records one by one", "records", len(recs), "err", err)
-	res = make([]sfclient.SaveResult, len(recs))
+	res := make([]sfclient.SaveResult, len(recs))
 	for i, rec := range recs {
 		one, err := call(ctx, []sfclient.Record{rec})
 		if err != nil {
 			errs[i] = err
 			continue
 		}
-		res[i] = one[0]
+		res[i] = one.Results[0]
+		b.readBack(ctx, one, observed)
 	}
-	return res, errs
+	return res, observed, errs
+}
+
+// readBack decodes the rows a write read back into observed. A read-back
+// that failed, or a row that cannot be decoded, leaves its records to the
+// poller.
+func (b *Batcher) readBack(ctx context.Context, out sfclient.WriteReadBack, observed map[string]*opprecord.Record) {
+	if out.ReadErr != nil {
+		b.metrics.readBacks.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "failed")))
+		b.log.WarnContext(ctx, "reading written opportunities back failed; the poller will observe them", "err", out.ReadErr)
+		return
+	}
+	b.metrics.readBacks.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "ok")))
+	for _, raw := range out.Records {
+		rec, err := opprecord.Decode(raw)
+		if err != nil {
+			b.log.WarnContext(ctx, "read-back row not decodable; the poller will observe it", "err", err)
+			continue
+		}
+		observed[rec.ID] = &rec
+		if len(rec.ID) == 18 {
+			observed[rec.ID[:15]] = &rec
+		}
+	}
 }
 
 // wholeRequestRejected reports whether an error status says the request
@@ -237,11 +300,11 @@ func wholeRequestRejected(ae *sfclient.APIError) bool {
 }
 
 // decide turns one record's save result into an outcome or a retry.
-func (b *Batcher) decide(ctx context.Context, r *run, g *group, acct accounts.Resolution, res sfclient.SaveResult, now time.Time) {
+func (b *Batcher) decide(ctx context.Context, r *run, g *group, acct accounts.Resolution, res sfclient.SaveResult, observed map[string]*opprecord.Record, now time.Time) {
 	w := g.winner
 	switch {
 	case res.Success:
-		r.finish(ctx, g, Outcome{Kind: OK, OpportunityID: res.ID, Created: res.Created, AccountID: acct.ID})
+		r.finish(ctx, g, Outcome{Kind: OK, OpportunityID: res.ID, Created: res.Created, AccountID: acct.ID, Observed: observed[res.ID]})
 
 	case res.HasCode(sfclient.CodeUnableToLockRow):
 		attempts := 0

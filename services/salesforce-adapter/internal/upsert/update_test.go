@@ -38,7 +38,7 @@ func TestUpdatesByIdShareOneCallAndOnlyTheCulpritIsRejected(t *testing.T) {
 	if outs[3].Kind != upsert.Rejected {
 		t.Fatalf("unknown id = %+v, want rejected", outs[3])
 	}
-	if calls := f.emu.Counters().Calls["composite.sobjects"]; calls != 1 {
+	if calls := f.emu.Counters().Calls["composite"]; calls != 1 {
 		t.Fatalf("%d calls, want the four updates in one", calls)
 	}
 	if r := f.emu.Record("Opportunity", opps[0]); r["Referral_Identifier__c"] != "ref-0" || r["Audit__c"] != "created" {
@@ -66,7 +66,7 @@ func TestUpdatesOfOneOpportunityAreNeverMerged(t *testing.T) {
 	if r := f.emu.Record("Opportunity", id); r["Referral_Link__c"] != "https://partner.microsoft.com/a" {
 		t.Fatalf("link = %v", r["Referral_Link__c"])
 	}
-	if calls := f.emu.Counters().Calls["composite.sobjects"]; calls != 2 {
+	if calls := f.emu.Counters().Calls["composite"]; calls != 2 {
 		t.Fatalf("%d calls, want one per update of the same opportunity", calls)
 	}
 }
