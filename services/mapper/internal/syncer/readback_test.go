@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
+	cosellv1 "github.com/cosell/cosell/libs/events/cosellv1"
 	"github.com/cosell/cosell/services/mapper/internal/syncer"
 )
 
@@ -106,5 +109,32 @@ func TestReadBackOutboundConverges(t *testing.T) {
 	w.settle()
 	if w.sfWrites != writes {
 		t.Errorf("%d Salesforce writes after everything settled", w.sfWrites-writes)
+	}
+}
+
+// A result redelivered after its first delivery was committed (here: the
+// first carried no read-back, as from an adapter before read-backs) still
+// applies the read-back it carries, once, in a transaction of its own.
+func TestReadBackOfARedeliveredResultIsAppliedOnce(t *testing.T) {
+	w := newWorld(t)
+	w.readBack = true
+	w.expect(w.seedInbound(), syncer.OutcomeApplied)
+	w.carry()
+	res := w.queue[0]
+	w.queue = nil
+	bare := proto.Clone(res.sf).(*cosellv1.SalesforceResult)
+	bare.Observed, bare.ObservedMsgId = nil, ""
+	w.expect(delivery{kind: "sfres", sf: bare}, syncer.OutcomeRecorded)
+	if l := w.link(); l.SFModstamp != nil || pendingSF(w) != 1 {
+		t.Fatalf("after the bare result: SystemModstamp %v, %d writes expected; want none applied, the create pending", l.SFModstamp, pendingSF(w))
+	}
+	for range 2 {
+		w.expect(res, syncer.OutcomeDuplicate)
+		if l := w.link(); l.SFModstamp == nil || sfTime(*l.SFModstamp) != w.opp["SystemModstamp"] || pendingSF(w) != 0 {
+			t.Fatalf("after the redelivery: SystemModstamp %v, %d writes expected", l.SFModstamp, pendingSF(w))
+		}
+	}
+	if n := w.e.pub.count(); n != 1 {
+		t.Fatalf("%d commands, want only the create", n)
 	}
 }

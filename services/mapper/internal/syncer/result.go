@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -17,6 +18,7 @@ import (
 	"github.com/cosell/cosell/libs/store"
 	"github.com/cosell/cosell/services/mapper/internal/linkstore"
 	"github.com/cosell/cosell/services/mapper/internal/twoway"
+	"github.com/cosell/cosell/services/mapper/mapping"
 )
 
 // Result handles one SalesforceResult: the opportunity id goes on the link
@@ -24,45 +26,98 @@ import (
 // write read back, when the result carries it, is then applied as the
 // poller's observation of that version would be.
 func (s *Service) Result(ctx context.Context, d Delivery, res *cosellv1.SalesforceResult) (Outcome, error) {
-	out, err := s.result(ctx, d, res)
+	rb := s.readBackOf(ctx, res)
+	out, err := s.result(ctx, d, res, rb)
 	if err != nil {
 		return "", err
 	}
-	if err := s.observeReadBack(ctx, res); err != nil {
-		return "", err
+	if rb != nil && !rb.applied {
+		if err := s.observeReadBack(ctx, rb); err != nil {
+			return "", err
+		}
 	}
 	return out, nil
 }
 
-// observeReadBack applies the opportunity a successful write read back in
-// the same Salesforce call. The poller skips that version, so this is the
-// mapper's only sight of it: the write's own echo, which settles what the
-// two-way state expects and gives the link the SystemModstamp its next
-// conditional write expects. It runs after the result's transaction, in
-// its own, under the Msg-Id the poller would have used: a redelivered
-// result applies it again only if it was not committed, and a copy the
-// poller published anyway is taken for the same observation.
-func (s *Service) observeReadBack(ctx context.Context, res *cosellv1.SalesforceResult) error {
-	obs := res.GetObserved()
-	if obs == nil || res.GetOutcome() != cosellv1.Outcome_OUTCOME_OK {
+// readBack is the opportunity a successful Salesforce write read back in
+// the same call, which its result carries. The poller skips that version,
+// so this is the mapper's only sight of it: the write's own echo, which
+// settles what the two-way state expects and gives the link the
+// SystemModstamp its next conditional write expects. It is applied as the
+// poller's observation of that version would be, under the Msg-Id the
+// poller would have used, so a copy the poller published anyway is taken
+// for the same observation.
+type readBack struct {
+	ev    *cosellv1.OpportunityObserved
+	msgID string
+	opp   mapping.Opportunity
+	at    time.Time
+	// applied is set when the result's own transaction applied it.
+	applied bool
+}
+
+// readBackOf returns the read-back of res, or nil when there is none or
+// it cannot be used (then it is skipped with a warning: the result itself
+// must not go to the dead letters for it, and the opportunity's next
+// change is observed as usual).
+func (s *Service) readBackOf(ctx context.Context, res *cosellv1.SalesforceResult) *readBack {
+	ev := res.GetObserved()
+	if ev == nil || res.GetOutcome() != cosellv1.Outcome_OUTCOME_OK {
 		return nil
 	}
-	msgID := res.GetObservedMsgId()
-	if msgID == "" {
-		msgID = "opp:" + obs.GetOpportunityId() + ":" + obs.GetSystemModstamp().AsTime().UTC().Format("2006-01-02T15:04:05.000+0000")
+	rb := &readBack{ev: ev, msgID: res.GetObservedMsgId()}
+	var err error
+	switch {
+	case ev.GetOpportunityId() == "" || !ev.GetSystemModstamp().IsValid() || ev.GetDeleted():
+		err = errors.New("no opportunity id or SystemModstamp, or a deletion")
+	default:
+		rb.opp, err = s.opportunities.get(ev.GetRecordJson())
 	}
-	_, err := s.OpportunityObserved(ctx, Delivery{MsgID: msgID}, obs)
-	if errors.Is(err, ErrMalformed) {
-		// The result itself was applied; a read-back the mapper cannot use
-		// must not send it to the dead letters. The next change of the
-		// opportunity is observed as usual.
+	if err != nil {
 		s.log.WarnContext(ctx, "read-back opportunity not usable; skipped", "command_id", res.GetCommandId(), "err", err)
 		return nil
 	}
+	if rb.msgID == "" {
+		rb.msgID = "opp:" + ev.GetOpportunityId() + ":" + ev.GetSystemModstamp().AsTime().UTC().Format("2006-01-02T15:04:05.000+0000")
+	}
+	rb.at = pgTime(ev.GetSystemModstamp().AsTime())
+	return rb
+}
+
+// applyReadBack applies rb to the link the result was just recorded on,
+// in the result's transaction: the link is locked and loaded already, so
+// the echo costs no transaction, lock or read of its own. It reports false
+// when the link is not the read-back opportunity's; the observation is
+// then applied on its own afterwards.
+func (s *Service) applyReadBack(ctx context.Context, tx pgx.Tx, link *linkstore.Link, rb *readBack, tid string) ([]message, bool, error) {
+	if link.OpportunityID != rb.ev.GetOpportunityId() {
+		return nil, false, nil
+	}
+	first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerOpportunities, rb.msgID)
+	if err != nil || !first {
+		return nil, err == nil, err
+	}
+	ctx, span := s.tracer.Start(ctx, "mapper apply opportunity", trace.WithAttributes(AttrOpportunityID.String(link.OpportunityID),
+		attribute.Bool("cosell.opportunity.read_back", true)))
+	publish, out, err := s.applyOpportunity(ctx, tx, Delivery{MsgID: rb.msgID}, link, rb.ev, rb.opp, rb.at, tid)
+	span.SetAttributes(attrOutcome.String(string(out)))
+	if err != nil {
+		span.RecordError(err)
+	}
+	span.End()
+	s.count(ctx, "opportunity_observed", out, err)
+	return publish, err == nil, err
+}
+
+// observeReadBack applies rb in a transaction of its own, when the
+// result's could not (a redelivered or unmatched result): a redelivery
+// applies it only if it was not committed before.
+func (s *Service) observeReadBack(ctx context.Context, rb *readBack) error {
+	_, err := s.OpportunityObserved(ctx, Delivery{MsgID: rb.msgID}, rb.ev)
 	return err
 }
 
-func (s *Service) result(ctx context.Context, d Delivery, res *cosellv1.SalesforceResult) (out Outcome, err error) {
+func (s *Service) result(ctx context.Context, d Delivery, res *cosellv1.SalesforceResult, rb *readBack) (out Outcome, err error) {
 	referralID := res.GetReferralId()
 	attrs := []trace.SpanStartOption{trace.WithAttributes(AttrReferralID.String(referralID))}
 	if res.GetOpportunityId() != "" {
@@ -96,6 +151,9 @@ func (s *Service) result(ctx context.Context, d Delivery, res *cosellv1.Salesfor
 	var publish []message
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		out, publish = "", nil
+		if rb != nil {
+			rb.applied = false
+		}
 		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerResults, d.MsgID)
 		if err != nil {
 			return err
@@ -108,7 +166,14 @@ func (s *Service) result(ctx context.Context, d Delivery, res *cosellv1.Salesfor
 			}
 			return err
 		}
-		link, err := linkstore.LockExisting(ctx, tx, referralID)
+		var link *linkstore.Link
+		if rb != nil {
+			// The read-back is applied to the same link next: read its
+			// snapshot and record now.
+			link, err = linkstore.LockWithSnapshot(ctx, tx, referralID)
+		} else {
+			link, err = linkstore.LockExisting(ctx, tx, referralID)
+		}
 		if linkstore.IsNotFound(err) {
 			out = OutcomeUnmatched
 			return linkstore.AppendAudit(ctx, tx, nil, linkstore.Audit{
@@ -121,6 +186,11 @@ func (s *Service) result(ctx context.Context, d Delivery, res *cosellv1.Salesfor
 			return err
 		}
 		out, publish, err = s.applyResult(ctx, tx, d, link, res, tid)
+		if err != nil || rb == nil {
+			return err
+		}
+		more, applied, err := s.applyReadBack(ctx, tx, link, rb, tid)
+		publish, rb.applied = append(publish, more...), applied
 		return err
 	})
 	if err != nil {
