@@ -88,7 +88,8 @@ func (s *Service) readBackOf(ctx context.Context, res *cosellv1.SalesforceResult
 // in the result's transaction: the link is locked and loaded already, so
 // the echo costs no transaction, lock or read of its own. It reports false
 // when the link is not the read-back opportunity's; the observation is
-// then applied on its own afterwards.
+// then applied on its own afterwards. Results of upserts and of
+// write-backs both apply their read-back this way.
 func (s *Service) applyReadBack(ctx context.Context, tx pgx.Tx, link *linkstore.Link, rb *readBack, tid string) ([]message, bool, error) {
 	if link.OpportunityID != rb.ev.GetOpportunityId() {
 		return nil, false, nil
@@ -141,7 +142,7 @@ func (s *Service) result(ctx context.Context, d Delivery, res *cosellv1.Salesfor
 		return "", fmt.Errorf("%w: salesforce result %s: outcome %s", ErrMalformed, res.GetCommandId(), res.GetOutcome())
 	}
 	if strings.HasPrefix(res.GetCommandId(), prefixWriteback) {
-		return s.writebackResult(ctx, d, res)
+		return s.writebackResult(ctx, d, res, rb)
 	}
 	if referralID == "" {
 		// A command the mapper did not send: nothing to record.
@@ -384,7 +385,7 @@ func salesforceReason(res *cosellv1.SalesforceResult) string {
 // writebackResult records the result of a write-back by Id (links that
 // started from an opportunity, and the outbound lifecycle's Audit and
 // Referral ID writes).
-func (s *Service) writebackResult(ctx context.Context, d Delivery, res *cosellv1.SalesforceResult) (out Outcome, err error) {
+func (s *Service) writebackResult(ctx context.Context, d Delivery, res *cosellv1.SalesforceResult, rb *readBack) (out Outcome, err error) {
 	tid := traceID(ctx)
 	oppID := res.GetOpportunityId()
 	if oppID == "" {
@@ -394,6 +395,9 @@ func (s *Service) writebackResult(ctx context.Context, d Delivery, res *cosellv1
 	var publish []message
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		out, publish = "", nil
+		if rb != nil {
+			rb.applied = false
+		}
 		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerResults, d.MsgID)
 		if err != nil {
 			return err
@@ -458,7 +462,11 @@ func (s *Service) writebackResult(ctx context.Context, d Delivery, res *cosellv1
 			dd.audit(KindWritebackFailed, "A write to the opportunity failed after retries: "+salesforceReason(res)+" The next change sends it again.", details, false)
 			out = OutcomeRecorded
 		}
-		_, err = dd.finish(ctx, tx)
+		if _, err = dd.finish(ctx, tx); err != nil || rb == nil {
+			return err
+		}
+		more, applied, err := s.applyReadBack(ctx, tx, link, rb, tid)
+		publish, rb.applied = append(publish, more...), applied
 		return err
 	})
 	if err != nil {
