@@ -665,7 +665,9 @@ func fakeServer(t *testing.T, version string) string {
 }
 
 // assertAcked checks that the consumer has acknowledged n messages and has
-// none outstanding.
+// none outstanding. Acks are plain publishes the server applies on its own
+// goroutine, so a consumer-info request can overtake the last ack: the
+// check waits (up to waitGuard) for the settlement rather than sampling once.
 func assertAcked(t *testing.T, h *harness, stream, durable string, n uint64) {
 	t.Helper()
 	ctx := context.Background()
@@ -673,14 +675,17 @@ func assertAcked(t *testing.T, h *harness, stream, durable string, n uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.AckFloor.Stream != n || info.NumAckPending != 0 || info.NumPending != 0 {
-		t.Fatalf("consumer %s: ack floor %d, ack pending %d, pending %d; want all %d settled",
-			durable, info.AckFloor.Stream, info.NumAckPending, info.NumPending, n)
-	}
+	waitFor(t, fmt.Sprintf("consumer %s to settle %d messages", durable, n), func() error {
+		info, err := c.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.AckFloor.Stream != n || info.NumAckPending != 0 || info.NumPending != 0 {
+			return fmt.Errorf("ack floor %d, ack pending %d, pending %d",
+				info.AckFloor.Stream, info.NumAckPending, info.NumPending)
+		}
+		return nil
+	})
 }
 
 // counter sums an Int64 counter over all attribute sets.
