@@ -54,6 +54,10 @@ type Result struct {
 	// used meanwhile (the services' CPU is in CPUSeconds).
 	HostCPUBusyPercent float64 `json:"host_cpu_busy_percent"`
 	PostgresCPUSeconds float64 `json:"postgres_cpu_s"`
+	// PCEmulatorCrypto is the RSA the Partner Center emulator signs
+	// webhooks with: "boringcrypto" (stack.Build's choice where cgo is
+	// available) or "go"; the first costs the shared machine less.
+	PCEmulatorCrypto string `json:"pc_emulator_crypto"`
 	// Stages splits the referral-created path of each referral into where
 	// its time went (p50/p99 in ms): "create" the emulator's API call,
 	// "queue" the wait for a delivery worker plus signing, "ack" ingress's
@@ -165,7 +169,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	sfOwnBefore := sf.Calls()
 
-	res := Result{Referrals: n, TargetRatePerS: *rate, Parallel: *parallel, PCWebhookWorkers: *pcWorkers, ExtraEnv: extraEnv, StartedAt: time.Now().UTC(), RSSMiB: map[string]float64{}, CPUSeconds: map[string]float64{}}
+	emuCrypto, err := stack.EmulatorCrypto(*binDir)
+	if err != nil {
+		return fmt.Errorf("read the emulator's build: %w", err)
+	}
+	res := Result{PCEmulatorCrypto: emuCrypto, Referrals: n, TargetRatePerS: *rate, Parallel: *parallel, PCWebhookWorkers: *pcWorkers, ExtraEnv: extraEnv, StartedAt: time.Now().UTC(), RSSMiB: map[string]float64{}, CPUSeconds: map[string]float64{}}
 	fmt.Printf("bench: driving %d inbound referrals at %.0f/s ...\n", n, *rate)
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	defer stopSampling()
@@ -406,6 +414,7 @@ func print(r Result) {
 	}
 	fmt.Fprintf(tw, "CPU postgres (server and backends, inbound run)\t%.1f s\n", r.PostgresCPUSeconds)
 	fmt.Fprintf(tw, "machine CPU busy (all cores, inbound run)\t%.0f %%\n", r.HostCPUBusyPercent)
+	fmt.Fprintf(tw, "Partner Center emulator RSA\t%s\n", r.PCEmulatorCrypto)
 	tw.Flush()
 }
 
