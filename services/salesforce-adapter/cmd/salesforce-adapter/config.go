@@ -60,8 +60,9 @@ type Config struct {
 	// whose SystemModstamp was taken before, but committed after, the
 	// newest one seen.
 	PollOverlap time.Duration `env:"SF_POLL_OVERLAP, default=2m"`
-	// PollQuickOverlap is how far below the watermark the polls between
-	// full ones ask (at most PollOverlap).
+	// PollQuickOverlap is how far below the watermark the quick polls
+	// between full ones ask (at most PollOverlap), and the least time
+	// between two quick polls; polls in between ask from the watermark.
 	PollQuickOverlap time.Duration `env:"SF_POLL_QUICK_OVERLAP, default=5s"`
 	// PollOverlapEvery is the time between full polls (asking from the
 	// watermark minus PollOverlap) while a late commit is still possible.

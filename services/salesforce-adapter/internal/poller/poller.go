@@ -8,14 +8,22 @@
 // the versions already published ((Id, SystemModstamp), kept in Postgres)
 // keep the overlap from publishing anything twice, also across restarts.
 //
-// Two overlaps keep that cheap. Most polls ask from the watermark minus a
-// few seconds (QuickOverlap), which catches the usual late commit at once
-// and, after a burst of changes, re-reads seconds of records instead of
+// Two overlaps keep that cheap. Quick polls ask from the watermark minus a
+// few seconds (QuickOverlap), which catches the usual late commit and,
+// after a burst of changes, re-reads seconds of records instead of
 // minutes. Every OverlapEvery a full poll asks from the watermark minus the
 // whole Overlap, for the rare transaction that commits long after its
 // stamp; full polls stop once Overlap has passed since the watermark last
 // moved, because nothing stamped before the watermark can commit after
 // that. A poll with no changes is one API call.
+//
+// Polls more frequent than QuickOverlap would re-read the same seconds of
+// records again and again (at a 1 s interval, each record six times), so
+// a quick poll runs at most once per QuickOverlap, and asks from the
+// watermark its predecessor left minus QuickOverlap: any record committed
+// after that predecessor's query, within QuickOverlap of its stamp, is in
+// that window. The polls between ask from the watermark itself ("tail" polls),
+// which finds every record committed in stamp order at once.
 //
 // The watermark is Salesforce's own clock: the newest SystemModstamp
 // published. It moves only after the page's messages are stored by
@@ -108,8 +116,9 @@ type Config struct {
 	// longest a Salesforce transaction may take to commit after stamping
 	// its records.
 	Overlap time.Duration
-	// QuickOverlap is how far below the watermark the other polls ask;
-	// never more than Overlap.
+	// QuickOverlap is how far below the watermark the quick polls ask;
+	// never more than Overlap. It is also the least time between two
+	// quick polls: polls in between ask from the watermark.
 	QuickOverlap time.Duration
 	// OverlapEvery is the time between full polls while records stamped
 	// before the watermark may still commit.
@@ -143,7 +152,20 @@ type Poller struct {
 	// Local times (Config.Now) of the last full poll that succeeded and of
 	// the last time the watermark moved; only Run's goroutine uses them.
 	lastFull, movedAt time.Time
+	// lastQuick is when the last quick or full poll that succeeded
+	// started, and quickFrom the watermark it left: the newest stamp its
+	// query saw, so a record committed after that query ran was stamped
+	// after quickFrom minus QuickOverlap, where the next quick poll asks
+	// from.
+	lastQuick, quickFrom time.Time
 }
+
+// Poll modes, on the poll's span.
+const (
+	modeFull  = "full"
+	modeQuick = "quick"
+	modeTail  = "tail"
+)
 
 // New returns a poller.
 func New(sf Salesforce, pub Publisher, cursors Cursors, cfg Config) (*Poller, error) {
@@ -275,17 +297,27 @@ func (p *Poller) poll(ctx context.Context, span trace.Span, run *cursorstore.Run
 		return err
 	}
 	where := Relevant
-	full := !ok || p.fullDue(run.StartedAt)
+	mode := p.mode(ok, run.StartedAt)
+	full := mode == modeFull
 	if ok {
 		p.watermark.Store(wm.UnixNano())
-		overlap := p.cfg.QuickOverlap
-		if full {
-			overlap = p.cfg.Overlap
+		from := wm
+		switch mode {
+		case modeFull:
+			from = wm.Add(-p.cfg.Overlap)
+			if !p.quickFrom.IsZero() {
+				from = minTime(from, p.quickFrom.Add(-p.cfg.QuickOverlap))
+			}
+		case modeQuick:
+			if !p.quickFrom.IsZero() {
+				from = minTime(wm, p.quickFrom)
+			}
+			from = from.Add(-p.cfg.QuickOverlap)
 		}
-		where = "SystemModstamp >= " + opprecord.SOQLDateTime(wm.Add(-overlap)) + " AND " + Relevant
+		where = "SystemModstamp >= " + opprecord.SOQLDateTime(from) + " AND " + Relevant
 		span.SetAttributes(attribute.String("cosell.poll.watermark", wm.Format(time.RFC3339Nano)))
 	}
-	span.SetAttributes(attribute.Bool("cosell.poll.full", full))
+	span.SetAttributes(attribute.Bool("cosell.poll.full", full), attribute.String("cosell.poll.mode", mode))
 	run.Full = full
 	page, err := p.sf.QueryAll(ctx, opprecord.SOQL(where, "SystemModstamp, Id"))
 	newest := wm
@@ -311,6 +343,9 @@ func (p *Poller) poll(ctx context.Context, span trace.Span, run *cursorstore.Run
 	if full {
 		p.lastFull = run.StartedAt
 	}
+	if mode != modeTail {
+		p.lastQuick, p.quickFrom = run.StartedAt, newest
+	}
 	if newest.After(wm) {
 		p.movedAt = run.StartedAt
 	}
@@ -322,6 +357,27 @@ func (p *Poller) poll(ctx context.Context, span trace.Span, run *cursorstore.Run
 		}
 	}
 	return nil
+}
+
+// mode decides how far back the poll starting at now asks: full, quick,
+// or from the watermark itself (tail). Without a watermark every poll asks
+// for everything, which counts as full.
+func (p *Poller) mode(haveWatermark bool, now time.Time) string {
+	switch {
+	case !haveWatermark || p.fullDue(now):
+		return modeFull
+	case p.quickFrom.IsZero() || now.Sub(p.lastQuick) >= p.cfg.QuickOverlap:
+		return modeQuick
+	default:
+		return modeTail
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // fullDue reports whether the poll starting at now must ask from the

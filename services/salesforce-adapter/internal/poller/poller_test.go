@@ -672,3 +672,63 @@ func TestQuickPollsBetweenFullOnes(t *testing.T) {
 		t.Fatalf("published %v, want 1, 2, then the late 3 once", got)
 	}
 }
+
+// Polls more frequent than QuickOverlap ask from the watermark ("tail"),
+// and a quick poll once per QuickOverlap asks from the watermark the last
+// quick one left minus QuickOverlap, so a record that commits late, within
+// QuickOverlap of its stamp, is still found (once) without every poll
+// re-reading those seconds.
+func TestTailPollsBetweenQuickOnes(t *testing.T) {
+	f := start(t, sfemutest.Options{})
+	clk := &clock{now: time.Date(2030, 1, 1, 10, 5, 0, 0, time.UTC)}
+	const a, b, e, g, late = "0068d0000000001AAA", "0068d0000000002AAA", "0068d0000000005AAA", "0068d0000000006AAA", "0068d0000000009AAA"
+	sf := &lateCommit{pages: [][]string{
+		{row(a, "2030-01-01T10:00:00.000+0000"), row(b, "2030-01-01T10:05:00.000+0000")}, // full (first)
+		{row(b, "2030-01-01T10:05:00.000+0000"), row(e, "2030-01-01T10:05:01.000+0000")}, // tail
+		// tail: the late record, stamped 10:04:58, has not committed yet
+		{row(e, "2030-01-01T10:05:01.000+0000"), row(g, "2030-01-01T10:05:02.000+0000")},
+		{row(g, "2030-01-01T10:05:02.000+0000")}, // tail; the late record commits now, below the watermark
+		{row(g, "2030-01-01T10:05:02.000+0000")}, // tail: it is not in the window
+		// quick, 5 s after the first poll: from 10:05:00 - 5 s
+		{row(late, "2030-01-01T10:04:58.000+0000"), row(b, "2030-01-01T10:05:00.000+0000"),
+			row(e, "2030-01-01T10:05:01.000+0000"), row(g, "2030-01-01T10:05:02.000+0000")},
+		{row(g, "2030-01-01T10:05:02.000+0000")}, // tail
+		{}, {}, {}, {},
+	}}
+	p, err := poller.New(sf, f.conn, f.cursors, poller.Config{Interval: time.Second, Overlap: 2 * time.Minute,
+		QuickOverlap: 5 * time.Second, OverlapEvery: 30 * time.Second, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	steps := []struct {
+		advance time.Duration
+		want    string
+		full    bool
+	}{
+		{0, "FROM Opportunity WHERE " + poller.Relevant, true},
+		{time.Second, "WHERE SystemModstamp >= 2030-01-01T10:05:00Z AND ", false},
+		{time.Second, "WHERE SystemModstamp >= 2030-01-01T10:05:01Z AND ", false},
+		{time.Second, "WHERE SystemModstamp >= 2030-01-01T10:05:02Z AND ", false},
+		{time.Second, "WHERE SystemModstamp >= 2030-01-01T10:05:02Z AND ", false},
+		{time.Second, "WHERE SystemModstamp >= 2030-01-01T10:04:55Z AND ", false}, // quick
+		{time.Second, "WHERE SystemModstamp >= 2030-01-01T10:05:02Z AND ", false}, // tail again
+		{4 * time.Second, "WHERE SystemModstamp >= 2030-01-01T10:04:57Z AND ", false}, // quick: 10:05:02 - 5 s
+	}
+	for i, st := range steps {
+		clk.Advance(st.advance)
+		run := mustPoll(t, p)
+		if q := sf.soql[i]; !strings.Contains(q, st.want) {
+			t.Fatalf("poll %d at %s = %s, want %q", i+1, clk.Now().Format(time.TimeOnly), q, st.want)
+		}
+		if run.Full != st.full {
+			t.Fatalf("poll %d: Run.Full = %v, want %v", i+1, run.Full, st.full)
+		}
+	}
+	got := ids(f.drain(t))
+	want := []string{a, b, e, g, late}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("published %v, want each of %v once", got, want)
+	}
+}
