@@ -90,8 +90,11 @@ type Config struct {
 	HTTPTimeout time.Duration `env:"PC_HTTP_TIMEOUT, default=15s"`
 	// CommandConcurrency bounds the create and patch commands in flight
 	// in this process (each create holds one Postgres connection for its
-	// per-opportunity lock, so the pool grows by as much).
-	CommandConcurrency int `env:"PC_COMMAND_CONCURRENCY, default=8"`
+	// per-opportunity lock, so the pool grows by as much). A burst of
+	// opt-ins is bounded by it: each create waits on two Partner Center
+	// calls, so 16 (as many as PC_MAX_CONCURRENCY) keeps the client busy
+	// where 8 left it half idle (docs/performance.md).
+	CommandConcurrency int `env:"PC_COMMAND_CONCURRENCY, default=16"`
 	// DeadLetterRetention is how long dead letters are kept after an
 	// operator replayed them, and missing-referral records after they were
 	// seen (0: forever). Pending dead letters are kept until replayed.

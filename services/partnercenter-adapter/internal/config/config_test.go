@@ -25,7 +25,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.HTTPAddr != ":8090" || c.AuthMode != config.AuthSAM || c.Mode != config.ModeWebhook ||
 		c.SweepInterval != 5*time.Minute || c.SweepOverlap != 2*time.Minute || c.MaxConcurrency != 16 ||
-		c.HTTPTimeout != 15*time.Second || c.WebhookRegister || c.WebhookOverwrite || c.CommandConcurrency != 8 {
+		c.HTTPTimeout != 15*time.Second || c.WebhookRegister || c.WebhookOverwrite || c.CommandConcurrency != 16 {
 		t.Errorf("defaults: %+v", c)
 	}
 	if got := c.TokenEndpoint(); got != "https://login.microsoftonline.com/tenant/oauth2/token" {
