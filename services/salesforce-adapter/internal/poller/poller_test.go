@@ -711,8 +711,8 @@ func TestTailPollsBetweenQuickOnes(t *testing.T) {
 		{time.Second, "WHERE SystemModstamp >= 2030-01-01T10:05:01Z AND ", false},
 		{time.Second, "WHERE SystemModstamp >= 2030-01-01T10:05:02Z AND ", false},
 		{time.Second, "WHERE SystemModstamp >= 2030-01-01T10:05:02Z AND ", false},
-		{time.Second, "WHERE SystemModstamp >= 2030-01-01T10:04:55Z AND ", false}, // quick
-		{time.Second, "WHERE SystemModstamp >= 2030-01-01T10:05:02Z AND ", false}, // tail again
+		{time.Second, "WHERE SystemModstamp >= 2030-01-01T10:04:55Z AND ", false},     // quick
+		{time.Second, "WHERE SystemModstamp >= 2030-01-01T10:05:02Z AND ", false},     // tail again
 		{4 * time.Second, "WHERE SystemModstamp >= 2030-01-01T10:04:57Z AND ", false}, // quick: 10:05:02 - 5 s
 	}
 	for i, st := range steps {
