@@ -54,7 +54,7 @@ type Config struct {
 	JaegerBinary string
 	// JaegerConfig is Jaeger's configuration; default tools/jaeger/config.yaml.
 	JaegerConfig string
-	// ExtraEnv adds or overrides variables per service name.
+	// ExtraEnv adds or overrides variables per service or emulator name.
 	ExtraEnv map[string]map[string]string
 	// PCEmulatorArgs and SFEmulatorArgs are appended to the emulators' flags.
 	PCEmulatorArgs []string
@@ -227,6 +227,7 @@ func (s *Stack) startEmulators(ctx context.Context) error {
 			"-username", PCUsername, "-password", PCPassword,
 			"-ca-dir", caDir, "-tenant-id", PCTenantID,
 		}, s.cfg.PCEmulatorArgs...),
+		Env:      s.cfg.ExtraEnv["partnercenter-emulator"],
 		ReadyURL: s.PCURL + "/healthz",
 	})
 	if err := s.startAndWait(ctx, pc); err != nil {
@@ -255,6 +256,7 @@ func (s *Stack) startEmulators(ctx context.Context) error {
 			"-client-id", SFClientID, "-client-secret", SFClientSecret,
 			"-username", SFUsername, "-jwt-cert", certFile,
 		}, s.cfg.SFEmulatorArgs...),
+		Env:      s.cfg.ExtraEnv["salesforce-emulator"],
 		ReadyURL: s.SFURL + "/healthz",
 	})
 	return s.startAndWait(ctx, sf)

@@ -55,8 +55,8 @@ type Result struct {
 	HostCPUBusyPercent float64 `json:"host_cpu_busy_percent"`
 	PostgresCPUSeconds float64 `json:"postgres_cpu_s"`
 	// PCEmulatorCrypto is the RSA the Partner Center emulator signs
-	// webhooks with: "boringcrypto" (stack.Build's choice where cgo is
-	// available) or "go"; the first costs the shared machine less.
+	// webhooks with: "openssl", "boringcrypto" or "go", the fastest that
+	// stack.Build could link here (see stack.EmulatorRSAChoices).
 	PCEmulatorCrypto string `json:"pc_emulator_crypto"`
 	// Stages splits the referral-created path of each referral into where
 	// its time went (p50/p99 in ms): "create" the emulator's API call,
@@ -123,13 +123,16 @@ func run(ctx context.Context, args []string) error {
 	for _, svc := range stack.Services() {
 		env[svc] = map[string]string{"LOG_LEVEL": "warn"}
 	}
+	for _, emu := range stack.Emulators() {
+		env[emu] = map[string]string{}
+	}
 	// The outbound run measures at a 1 s poll interval (issue 4).
 	env["salesforce-adapter"]["SF_POLL_INTERVAL"] = "1s"
 	for _, kv := range extraEnv {
 		svc, rest, _ := strings.Cut(kv, ".")
 		k, v, ok := strings.Cut(rest, "=")
 		if env[svc] == nil || !ok || k == "" {
-			return fmt.Errorf("-env %q: want service.NAME=value with service one of %v", kv, stack.Services())
+			return fmt.Errorf("-env %q: want service.NAME=value with service one of %v or %v", kv, stack.Services(), stack.Emulators())
 		}
 		env[svc][k] = v
 	}

@@ -3,10 +3,6 @@ package pcwebhooks
 import (
 	"bytes"
 	"container/heap"
-	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -499,16 +495,6 @@ func (d *Dispatcher) credentials(tamper string, body []byte) (string, string, er
 		sig = base64.StdEncoding.EncodeToString(raw)
 	}
 	return sig, certURL, nil
-}
-
-// signBody returns the base64 RSA-SHA256 PKCS#1 v1.5 signature of body.
-func signBody(key *rsa.PrivateKey, body []byte) (string, error) {
-	sum := sha256.Sum256(body)
-	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
-	if err != nil {
-		return "", fmt.Errorf("signing event: %w", err)
-	}
-	return base64.StdEncoding.EncodeToString(sig), nil
 }
 
 // maxResponseMessage bounds how much of a receiver's answer is kept.
