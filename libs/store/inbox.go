@@ -86,6 +86,31 @@ func MarkProcessed(ctx context.Context, tx pgx.Tx, table, consumer, msgID string
 	return tag.RowsAffected() == 1, nil
 }
 
+// QueueMarkProcessed queues MarkProcessed's insert on b, so that it shares
+// one round trip with the statements queued after it (a handler's first
+// read, typically). Read its answer first, with MarkedResult.
+func QueueMarkProcessed(b *pgx.Batch, table, consumer, msgID string) error {
+	ident, err := tableIdent(table)
+	if err != nil {
+		return fmt.Errorf("mark processed: %w", err)
+	}
+	if consumer == "" || msgID == "" {
+		return fmt.Errorf("mark processed: consumer and message id are required: %w", ErrInvalid)
+	}
+	b.Queue(`INSERT INTO `+ident+` (consumer, msg_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, consumer, msgID)
+	return nil
+}
+
+// MarkedResult reads the answer of a queued MarkProcessed, as
+// MarkProcessed returns it.
+func MarkedResult(br pgx.BatchResults) (first bool, err error) {
+	tag, err := br.Exec()
+	if err != nil {
+		return false, fmt.Errorf("mark processed: %w", MapError(err))
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // Execer runs a statement; *pgxpool.Pool, *pgx.Conn and pgx.Tx satisfy it.
 type Execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)

@@ -312,6 +312,51 @@ func TestMarkProcessedIsTrueOnlyTheFirstTime(t *testing.T) {
 	}
 }
 
+// A queued MarkProcessed answers as MarkProcessed does, in one round trip
+// with the statement queued after it.
+func TestQueueMarkProcessedSharesTheRoundTrip(t *testing.T) {
+	pool := newDB(t)
+	ctx := t.Context()
+	mark := func(id string) (bool, int) {
+		t.Helper()
+		var first bool
+		var n int
+		if err := store.InTx(ctx, pool, func(tx pgx.Tx) error {
+			b := &pgx.Batch{}
+			if err := store.QueueMarkProcessed(b, "inbox", "mapper", id); err != nil {
+				return err
+			}
+			b.Queue(`SELECT count(*) FROM inbox WHERE consumer = 'mapper'`)
+			br := tx.SendBatch(ctx, b)
+			var err error
+			if first, err = store.MarkedResult(br); err != nil {
+				br.Close()
+				return err
+			}
+			if err := br.QueryRow().Scan(&n); err != nil {
+				br.Close()
+				return err
+			}
+			return br.Close()
+		}); err != nil {
+			t.Fatalf("queued MarkProcessed(%s): %v", id, err)
+		}
+		return first, n
+	}
+	if first, n := mark("q-1"); !first || n != 1 {
+		t.Errorf("first delivery: first = %v, rows seen after it = %d; want true, 1", first, n)
+	}
+	if first, n := mark("q-1"); first || n != 1 {
+		t.Errorf("redelivery: first = %v, rows = %d; want false, 1", first, n)
+	}
+	if err := store.QueueMarkProcessed(&pgx.Batch{}, "in box", "c", "m"); err == nil {
+		t.Error("bad table name accepted")
+	}
+	if err := store.QueueMarkProcessed(&pgx.Batch{}, "inbox", "", "m"); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("empty consumer: %v, want ErrInvalid", err)
+	}
+}
+
 func TestMarkProcessedRejectsBadTableNames(t *testing.T) {
 	pool := newDB(t)
 	ctx := t.Context()

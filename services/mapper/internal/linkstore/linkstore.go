@@ -247,6 +247,46 @@ func lockFull(ctx context.Context, tx pgx.Tx, where, id string) (*Link, error) {
 	return l.withBlobs(snapshot, record), nil
 }
 
+// MarkAndLock records consumer's message msgID in the inbox (as
+// store.MarkProcessed) and locks the referral's link (as LockExisting, or
+// LockWithSnapshot with blobs) in one round trip: every handler starts
+// with both, and a round trip costs both processes a write and a wake-up.
+// A duplicate message locks the link too; the caller decides what to do
+// with it. No link gives first and an error IsNotFound recognises.
+func MarkAndLock(ctx context.Context, tx pgx.Tx, consumer, msgID, referralID string, blobs bool) (first bool, link *Link, err error) {
+	b := &pgx.Batch{}
+	if err := store.QueueMarkProcessed(b, InboxTable, consumer, msgID); err != nil {
+		return false, nil, err
+	}
+	cols := linkColumns
+	if blobs {
+		cols += ", snapshot, sf_record"
+	}
+	b.Queue(`SELECT `+cols+` FROM mapper.links WHERE referral_id = $1 FOR UPDATE`, referralID)
+	br := tx.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil && cerr != nil {
+			first, link, err = false, nil, fmt.Errorf("lock link of referral %s: %w", referralID, store.MapError(cerr))
+		}
+	}()
+	if first, err = store.MarkedResult(br); err != nil {
+		return false, nil, err
+	}
+	var snapshot, record []byte
+	var extra []any
+	if blobs {
+		extra = []any{&snapshot, &record}
+	}
+	l, err := scanLink(br.QueryRow(), extra...)
+	if err != nil {
+		return first, nil, fmt.Errorf("lock link of referral %s: %w", referralID, store.MapError(err))
+	}
+	if blobs {
+		l.withBlobs(snapshot, record)
+	}
+	return first, l, nil
+}
+
 // CreateOutbound finds the opportunity's link, creating an outbound one
 // (no referral yet) when absent, and locks it with its snapshot and
 // record. Two replicas creating it at once end up with the same row.

@@ -2,6 +2,7 @@ package linkstore_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -129,4 +130,105 @@ func TestSaveWritesOnlyChangedLargeColumns(t *testing.T) {
 		t.Errorf("after changing columns: %q %q %q %q %q %q, want snap-2, the record kept, no projection, cmd-2, pc-2, sync 2",
 			snap, rec, proj, cmd, pc, sync)
 	}
+}
+
+// MarkAndLock answers as MarkProcessed followed by LockExisting or
+// LockWithSnapshot: first only once per message, the link locked with or
+// without its blobs, and not-found (with first) for an unknown referral.
+func TestMarkAndLock(t *testing.T) {
+	ctx := context.Background()
+	pool := storetest.NewDB(t, "mapper", storetest.RepoMigrations(t, "mapper"))
+	if err := store.InTx(ctx, pool, func(tx pgx.Tx) error {
+		l, err := linkstore.Lock(ctx, tx, "r1", "e1")
+		if err != nil {
+			return err
+		}
+		l.Snapshot, l.SFRecord = []byte("snapshot-bytes"), []byte(`{"Id":"006A"}`)
+		return linkstore.Save(ctx, tx, l)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	call := func(msgID, referralID string, blobs bool) (bool, *linkstore.Link, error) {
+		var first bool
+		var link *linkstore.Link
+		err := store.InTx(ctx, pool, func(tx pgx.Tx) error {
+			var err error
+			first, link, err = linkstore.MarkAndLock(ctx, tx, "mapper-referrals", msgID, referralID, blobs)
+			return err
+		})
+		return first, link, err
+	}
+	first, l, err := call("m1", "r1", true)
+	if err != nil || !first || l.EngagementID != "e1" || string(l.Snapshot) != "snapshot-bytes" || string(l.SFRecord) != `{"Id": "006A"}` {
+		t.Fatalf("first delivery: first=%v link=%+v err=%v", first, l, err)
+	}
+	first, l, err = call("m1", "r1", false)
+	if err != nil || first || l.ReferralID != "r1" || l.Snapshot != nil {
+		t.Fatalf("redelivery without blobs: first=%v link=%+v err=%v", first, l, err)
+	}
+	first, l, err = call("m2", "unknown", true)
+	if !linkstore.IsNotFound(err) || !first || l != nil {
+		t.Fatalf("unknown referral: first=%v link=%+v err=%v", first, l, err)
+	}
+	// The lock is real: a second transaction waits for the first.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, _, err := linkstore.MarkAndLock(ctx, tx, "mapper-referrals", "m3", "r1", false); err != nil {
+		t.Fatal(err)
+	}
+	var blocked bool
+	if err := pool.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM mapper.links WHERE referral_id = 'r1' FOR UPDATE SKIP LOCKED)`).Scan(&blocked); err != nil {
+		t.Fatal(err)
+	}
+	if !blocked {
+		t.Error("link of r1 not locked by MarkAndLock's transaction")
+	}
+}
+
+// BenchmarkMarkAndLock compares a handler's opening (inbox insert, then
+// the link's lock with its blobs) as two round trips and as one, on the
+// test Postgres.
+func BenchmarkMarkAndLock(b *testing.B) {
+	ctx := context.Background()
+	pool := storetest.NewDB(b, "mapper", storetest.RepoMigrations(b, "mapper"))
+	if err := store.InTx(ctx, pool, func(tx pgx.Tx) error {
+		_, err := linkstore.Lock(ctx, tx, "r1", "e1")
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	// One transaction, rolled back: the commit's WAL flush would hide the
+	// round trip.
+	n := 0
+	run := func(b *testing.B, open func(tx pgx.Tx, msgID string) error) {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		for b.Loop() {
+			n++
+			if err := open(tx, fmt.Sprintf("m%d", n)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("two-round-trips", func(b *testing.B) {
+		run(b, func(tx pgx.Tx, msgID string) error {
+			if _, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, "mapper-referrals", msgID); err != nil {
+				return err
+			}
+			_, err := linkstore.LockWithSnapshot(ctx, tx, "r1")
+			return err
+		})
+	})
+	b.Run("one-round-trip", func(b *testing.B) {
+		run(b, func(tx pgx.Tx, msgID string) error {
+			_, _, err := linkstore.MarkAndLock(ctx, tx, "mapper-referrals", msgID, "r1", true)
+			return err
+		})
+	})
 }

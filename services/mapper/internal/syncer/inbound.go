@@ -15,7 +15,6 @@ import (
 
 	"github.com/cosell/cosell/libs/bus"
 	cosellv1 "github.com/cosell/cosell/libs/events/cosellv1"
-	"github.com/cosell/cosell/libs/store"
 	"github.com/cosell/cosell/services/mapper/internal/linkstore"
 	"github.com/cosell/cosell/services/mapper/internal/twoway"
 	"github.com/cosell/cosell/services/mapper/mapping"
@@ -57,11 +56,7 @@ func (s *Service) Observed(ctx context.Context, d Delivery, ev *cosellv1.Referra
 	var opportunityID string
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		publish, out, opportunityID = nil, "", ""
-		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerReferrals, d.MsgID)
-		if err != nil {
-			return err
-		}
-		link, err := linkstore.LockWithSnapshot(ctx, tx, referralID)
+		first, link, err := linkstore.MarkAndLock(ctx, tx, ConsumerReferrals, d.MsgID, referralID, true)
 		if linkstore.IsNotFound(err) {
 			if !first {
 				out = OutcomeDuplicate

@@ -155,25 +155,19 @@ func (s *Service) result(ctx context.Context, d Delivery, res *cosellv1.Salesfor
 		if rb != nil {
 			rb.applied = false
 		}
-		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerResults, d.MsgID)
-		if err != nil {
-			return err
-		}
-		if !first {
-			out = OutcomeDuplicate
-			if isPrecondition(res) {
-				// Its re-decision may have been committed but not published.
-				publish, err = s.republishFor(ctx, tx, referralID, "", d.MsgID, tid)
+		// A read-back is applied to the same link next: read its snapshot
+		// and record with the lock.
+		first, link, err := linkstore.MarkAndLock(ctx, tx, ConsumerResults, d.MsgID, referralID, rb != nil)
+		if err == nil || linkstore.IsNotFound(err) {
+			if !first {
+				out = OutcomeDuplicate
+				if isPrecondition(res) {
+					// Its re-decision may have been committed but not published.
+					publish, err = s.republishFor(ctx, tx, referralID, "", d.MsgID, tid)
+					return err
+				}
+				return nil
 			}
-			return err
-		}
-		var link *linkstore.Link
-		if rb != nil {
-			// The read-back is applied to the same link next: read its
-			// snapshot and record now.
-			link, err = linkstore.LockWithSnapshot(ctx, tx, referralID)
-		} else {
-			link, err = linkstore.LockExisting(ctx, tx, referralID)
 		}
 		if linkstore.IsNotFound(err) {
 			out = OutcomeUnmatched
