@@ -254,6 +254,16 @@ func lockFull(ctx context.Context, tx pgx.Tx, where, id string) (*Link, error) {
 // A duplicate message locks the link too; the caller decides what to do
 // with it. No link gives first and an error IsNotFound recognises.
 func MarkAndLock(ctx context.Context, tx pgx.Tx, consumer, msgID, referralID string, blobs bool) (first bool, link *Link, err error) {
+	return markAndLock(ctx, tx, consumer, msgID, "referral_id = $1", referralID, blobs)
+}
+
+// MarkAndLockByOpportunity is MarkAndLock for the opportunity's link, as
+// LockFullByOpportunity reads it.
+func MarkAndLockByOpportunity(ctx context.Context, tx pgx.Tx, consumer, msgID, opportunityID string) (first bool, link *Link, err error) {
+	return markAndLock(ctx, tx, consumer, msgID, "opportunity_id = $1 AND opportunity_id <> ''", opportunityID, true)
+}
+
+func markAndLock(ctx context.Context, tx pgx.Tx, consumer, msgID, where, id string, blobs bool) (first bool, link *Link, err error) {
 	b := &pgx.Batch{}
 	if err := store.QueueMarkProcessed(b, InboxTable, consumer, msgID); err != nil {
 		return false, nil, err
@@ -262,11 +272,11 @@ func MarkAndLock(ctx context.Context, tx pgx.Tx, consumer, msgID, referralID str
 	if blobs {
 		cols += ", snapshot, sf_record"
 	}
-	b.Queue(`SELECT `+cols+` FROM mapper.links WHERE referral_id = $1 FOR UPDATE`, referralID)
+	b.Queue(`SELECT `+cols+` FROM mapper.links WHERE `+where+` FOR UPDATE`, id)
 	br := tx.SendBatch(ctx, b)
 	defer func() {
 		if cerr := br.Close(); err == nil && cerr != nil {
-			first, link, err = false, nil, fmt.Errorf("lock link of referral %s: %w", referralID, store.MapError(cerr))
+			first, link, err = false, nil, fmt.Errorf("lock link of %s: %w", id, store.MapError(cerr))
 		}
 	}()
 	if first, err = store.MarkedResult(br); err != nil {
@@ -279,7 +289,7 @@ func MarkAndLock(ctx context.Context, tx pgx.Tx, consumer, msgID, referralID str
 	}
 	l, err := scanLink(br.QueryRow(), extra...)
 	if err != nil {
-		return first, nil, fmt.Errorf("lock link of referral %s: %w", referralID, store.MapError(err))
+		return first, nil, fmt.Errorf("lock link of %s: %w", id, store.MapError(err))
 	}
 	if blobs {
 		l.withBlobs(snapshot, record)

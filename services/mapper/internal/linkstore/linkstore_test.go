@@ -143,6 +143,7 @@ func TestMarkAndLock(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		l.OpportunityID = "006A"
 		l.Snapshot, l.SFRecord = []byte("snapshot-bytes"), []byte(`{"Id":"006A"}`)
 		return linkstore.Save(ctx, tx, l)
 	}); err != nil {
@@ -169,6 +170,21 @@ func TestMarkAndLock(t *testing.T) {
 	first, l, err = call("m2", "unknown", true)
 	if !linkstore.IsNotFound(err) || !first || l != nil {
 		t.Fatalf("unknown referral: first=%v link=%+v err=%v", first, l, err)
+	}
+	for _, opp := range []string{"006A", "006B", ""} {
+		var first bool
+		var l *linkstore.Link
+		err := store.InTx(ctx, pool, func(tx pgx.Tx) error {
+			var err error
+			first, l, err = linkstore.MarkAndLockByOpportunity(ctx, tx, "mapper-opportunities", "o-"+opp, opp)
+			return err
+		})
+		switch {
+		case opp == "006A" && (err != nil || !first || l.ReferralID != "r1" || string(l.Snapshot) != "snapshot-bytes"):
+			t.Errorf("by opportunity %s: first=%v link=%+v err=%v", opp, first, l, err)
+		case opp != "006A" && (!linkstore.IsNotFound(err) || !first):
+			t.Errorf("by opportunity %q: first=%v err=%v, want first and not found", opp, first, err)
+		}
 	}
 	// The lock is real: a second transaction waits for the first.
 	tx, err := pool.Begin(ctx)

@@ -60,11 +60,7 @@ func (s *Service) OpportunityObserved(ctx context.Context, d Delivery, ev *cosel
 	)
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		publish, out, referralID = nil, "", ""
-		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerOpportunities, d.MsgID)
-		if err != nil {
-			return err
-		}
-		link, err := linkstore.LockFullByOpportunity(ctx, tx, oppID)
+		first, link, err := linkstore.MarkAndLockByOpportunity(ctx, tx, ConsumerOpportunities, d.MsgID, oppID)
 		if linkstore.IsNotFound(err) && !ev.GetDeleted() {
 			// An opportunity created by an upsert whose result has not
 			// arrived yet: its External ID names the referral.
