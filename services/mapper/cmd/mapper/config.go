@@ -20,7 +20,10 @@ type Config struct {
 	// MappingFile is the YAML mapping; empty means the embedded default.
 	MappingFile string `env:"MAPPING_FILE"`
 	// MaxConcurrency bounds the snapshots handled at once by one replica.
-	MaxConcurrency int `env:"MAPPER_MAX_CONCURRENCY, default=16"`
+	// Their transactions share the group commit's connections, so it is
+	// set well above MAPPER_GROUP_COMMIT_WORKERS: the more messages wait
+	// when a group transaction starts, the fewer transactions carry them.
+	MaxConcurrency int `env:"MAPPER_MAX_CONCURRENCY, default=48"`
 	// PCResultConcurrency bounds the partnercenter-adapter's results
 	// handled at once. Each starts the write-back of a referral's id and
 	// status to Salesforce; kept low, a burst of opt-ins gets its referrals

@@ -102,8 +102,8 @@ func TestConcurrencyConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MaxConcurrency != 16 || cfg.PCResultConcurrency != 2 {
-		t.Errorf("defaults: max %d, partner center results %d; want 16 and 2", cfg.MaxConcurrency, cfg.PCResultConcurrency)
+	if cfg.MaxConcurrency != 48 || cfg.PCResultConcurrency != 2 {
+		t.Errorf("defaults: max %d, partner center results %d; want 48 and 2", cfg.MaxConcurrency, cfg.PCResultConcurrency)
 	}
 	t.Setenv("MAPPER_PC_RESULT_CONCURRENCY", "0")
 	if _, err := loadConfig(t.Context()); err == nil || !strings.Contains(err.Error(), "MAPPER_PC_RESULT_CONCURRENCY") {

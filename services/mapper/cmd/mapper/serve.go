@@ -170,9 +170,10 @@ func openPool(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Four consumers share the pool; a handler holds a connection only
-	// for its transaction, so the pool need not cover them all at once.
-	conns := int32(min(2*cfg.MaxConcurrency+2, 64))
+	// The handlers' transactions all run through the group commit, one
+	// connection per worker; the rest serve the retention job, dead
+	// letters and the admin endpoints.
+	conns := int32(min(cfg.GroupCommitWorkers+4, 64))
 	return store.NewPool(ctx, dsn, store.WithMaxConns(conns), store.WithApplicationName(service))
 }
 
