@@ -254,47 +254,77 @@ func lockFull(ctx context.Context, tx pgx.Tx, where, id string) (*Link, error) {
 // A duplicate message locks the link too; the caller decides what to do
 // with it. No link gives first and an error IsNotFound recognises.
 func MarkAndLock(ctx context.Context, tx pgx.Tx, consumer, msgID, referralID string, blobs bool) (first bool, link *Link, err error) {
-	return markAndLock(ctx, tx, consumer, msgID, "referral_id = $1", referralID, blobs)
+	first, link, _, err = markAndLock(ctx, tx, consumer, msgID, "referral_id = $1", referralID, blobs, "")
+	return first, link, err
+}
+
+// MarkAndLockRelated is MarkAndLock with blobs for Microsoft's referral of
+// an engagement: the same round trip also locks the engagement's partner
+// link, as LockByEngagement does, which the caller needs when the
+// referral has no link of its own (the usual case). partner is nil when
+// the engagement has no other link.
+func MarkAndLockRelated(ctx context.Context, tx pgx.Tx, consumer, msgID, referralID, engagementID string) (first bool, link, partner *Link, err error) {
+	return markAndLock(ctx, tx, consumer, msgID, "referral_id = $1", referralID, true, engagementID)
 }
 
 // MarkAndLockByOpportunity is MarkAndLock for the opportunity's link, as
 // LockFullByOpportunity reads it.
 func MarkAndLockByOpportunity(ctx context.Context, tx pgx.Tx, consumer, msgID, opportunityID string) (first bool, link *Link, err error) {
-	return markAndLock(ctx, tx, consumer, msgID, "opportunity_id = $1 AND opportunity_id <> ''", opportunityID, true)
+	first, link, _, err = markAndLock(ctx, tx, consumer, msgID, "opportunity_id = $1 AND opportunity_id <> ''", opportunityID, true, "")
+	return first, link, err
 }
 
-func markAndLock(ctx context.Context, tx pgx.Tx, consumer, msgID, where, id string, blobs bool) (first bool, link *Link, err error) {
+// markAndLock queues the inbox insert, the lock of the link matching where
+// and, with an engagement id, the lock of that engagement's other link.
+func markAndLock(ctx context.Context, tx pgx.Tx, consumer, msgID, where, id string, blobs bool, engagementID string) (first bool, link, partner *Link, err error) {
 	b := &pgx.Batch{}
 	if err := store.QueueMarkProcessed(b, InboxTable, consumer, msgID); err != nil {
-		return false, nil, err
+		return false, nil, nil, err
 	}
 	cols := linkColumns
 	if blobs {
 		cols += ", snapshot, sf_record"
 	}
 	b.Queue(`SELECT `+cols+` FROM mapper.links WHERE `+where+` FOR UPDATE`, id)
+	if engagementID != "" {
+		b.Queue(lockByEngagementSQL, engagementID, id)
+	}
 	br := tx.SendBatch(ctx, b)
 	defer func() {
 		if cerr := br.Close(); err == nil && cerr != nil {
-			first, link, err = false, nil, fmt.Errorf("lock link of %s: %w", id, store.MapError(cerr))
+			first, link, partner, err = false, nil, nil, fmt.Errorf("lock link of %s: %w", id, store.MapError(cerr))
 		}
 	}()
 	if first, err = store.MarkedResult(br); err != nil {
-		return false, nil, err
+		return false, nil, nil, err
 	}
-	var snapshot, record []byte
-	var extra []any
-	if blobs {
-		extra = []any{&snapshot, &record}
+	scanBlobs := func(row pgx.Row) (*Link, error) {
+		var snapshot, record []byte
+		if !blobs {
+			return scanLink(row)
+		}
+		l, err := scanLink(row, &snapshot, &record)
+		if err != nil {
+			return nil, err
+		}
+		return l.withBlobs(snapshot, record), nil
 	}
-	l, err := scanLink(br.QueryRow(), extra...)
-	if err != nil {
-		return first, nil, fmt.Errorf("lock link of %s: %w", id, store.MapError(err))
+	link, err = scanBlobs(br.QueryRow())
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return first, nil, nil, fmt.Errorf("lock link of %s: %w", id, store.MapError(err))
 	}
-	if blobs {
-		l.withBlobs(snapshot, record)
+	ownErr := err
+	if engagementID != "" {
+		if partner, err = scanBlobs(br.QueryRow()); errors.Is(err, pgx.ErrNoRows) {
+			partner = nil
+		} else if err != nil {
+			return first, nil, nil, fmt.Errorf("lock link of engagement %s: %w", engagementID, store.MapError(err))
+		}
 	}
-	return first, l, nil
+	if ownErr != nil {
+		return first, nil, partner, fmt.Errorf("lock link of %s: %w", id, store.MapError(ownErr))
+	}
+	return first, link, partner, nil
 }
 
 // CreateOutbound finds the opportunity's link, creating an outbound one
@@ -314,14 +344,16 @@ func CreateOutbound(ctx context.Context, tx pgx.Tx, opportunityID string) (*Link
 	return l.withBlobs(snapshot, record), nil
 }
 
+const lockByEngagementSQL = `SELECT ` + linkColumns + `, snapshot, sf_record FROM mapper.links
+		WHERE engagement_id = $1 AND engagement_id <> '' AND coalesce(referral_id, '') <> $2
+		ORDER BY (state = 'orphaned'), id LIMIT 1 FOR UPDATE`
+
 // LockByEngagement locks the link of another referral of the engagement
 // (the partner's, when referralID is Microsoft's), with its snapshot and
 // record; store.ErrNotFound when the engagement has none.
 func LockByEngagement(ctx context.Context, tx pgx.Tx, engagementID, referralID string) (*Link, error) {
 	var snapshot, record []byte
-	row := tx.QueryRow(ctx, `SELECT `+linkColumns+`, snapshot, sf_record FROM mapper.links
-		WHERE engagement_id = $1 AND engagement_id <> '' AND coalesce(referral_id, '') <> $2
-		ORDER BY (state = 'orphaned'), id LIMIT 1 FOR UPDATE`, engagementID, referralID)
+	row := tx.QueryRow(ctx, lockByEngagementSQL, engagementID, referralID)
 	l, err := scanLink(row, &snapshot, &record)
 	if err != nil {
 		return nil, fmt.Errorf("lock link of engagement %s: %w", engagementID, store.MapError(err))

@@ -56,7 +56,19 @@ func (s *Service) Observed(ctx context.Context, d Delivery, ev *cosellv1.Referra
 	var opportunityID string
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		publish, out, opportunityID = nil, "", ""
-		first, link, err := linkstore.MarkAndLock(ctx, tx, ConsumerReferrals, d.MsgID, referralID, true)
+		// Microsoft's referral has no link of its own: the partner's link
+		// of the engagement, needed next, is locked in the same round trip.
+		var (
+			first         bool
+			link, partner *linkstore.Link
+			err           error
+			pipelined     = ev.GetEngagementId() != "" && microsofts(ref) && ref.Text("externalReferenceId") == ""
+		)
+		if pipelined {
+			first, link, partner, err = linkstore.MarkAndLockRelated(ctx, tx, ConsumerReferrals, d.MsgID, referralID, ev.GetEngagementId())
+		} else {
+			first, link, err = linkstore.MarkAndLock(ctx, tx, ConsumerReferrals, d.MsgID, referralID, true)
+		}
 		if linkstore.IsNotFound(err) {
 			if !first {
 				out = OutcomeDuplicate
@@ -77,13 +89,18 @@ func (s *Service) Observed(ctx context.Context, d Delivery, ev *cosellv1.Referra
 			}
 			// Microsoft's referral of an engagement we sync.
 			if eng := ev.GetEngagementId(); eng != "" && microsofts(ref) {
-				partner, err := linkstore.LockByEngagement(ctx, tx, eng, referralID)
-				switch {
-				case err == nil:
+				if !pipelined {
+					var err error
+					if partner, err = linkstore.LockByEngagement(ctx, tx, eng, referralID); linkstore.IsNotFound(err) {
+						partner = nil
+					} else if err != nil {
+						return err
+					}
+				}
+				if partner != nil {
 					opportunityID = partner.OpportunityID
+					var err error
 					publish, out, err = s.related(ctx, tx, d, partner, ev, ref, tid)
-					return err
-				case !linkstore.IsNotFound(err):
 					return err
 				}
 			}
