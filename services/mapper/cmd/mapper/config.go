@@ -24,6 +24,11 @@ type Config struct {
 	// set well above MAPPER_GROUP_COMMIT_WORKERS: the more messages wait
 	// when a group transaction starts, the fewer transactions carry them.
 	MaxConcurrency int `env:"MAPPER_MAX_CONCURRENCY, default=48"`
+	// OpportunityConcurrency bounds the observed opportunities handled at
+	// once. Lower than MaxConcurrency: a burst of sellers' opt-ins then
+	// leaves in small transactions, so the first referral creates reach
+	// Partner Center sooner instead of waiting for a large shared commit.
+	OpportunityConcurrency int `env:"MAPPER_OPPORTUNITY_CONCURRENCY, default=16"`
 	// PCResultConcurrency bounds the partnercenter-adapter's results
 	// handled at once. Each starts the write-back of a referral's id and
 	// status to Salesforce; kept low, a burst of opt-ins gets its referrals
@@ -60,6 +65,9 @@ func loadConfig(ctx context.Context) (Config, error) {
 	}
 	if cfg.MaxConcurrency < 1 {
 		return Config{}, fmt.Errorf("load config: MAPPER_MAX_CONCURRENCY must be at least 1, got %d", cfg.MaxConcurrency)
+	}
+	if cfg.OpportunityConcurrency < 1 {
+		return Config{}, fmt.Errorf("load config: MAPPER_OPPORTUNITY_CONCURRENCY must be at least 1, got %d", cfg.OpportunityConcurrency)
 	}
 	if cfg.PCResultConcurrency < 1 {
 		return Config{}, fmt.Errorf("load config: MAPPER_PC_RESULT_CONCURRENCY must be at least 1, got %d", cfg.PCResultConcurrency)

@@ -102,9 +102,15 @@ func TestConcurrencyConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MaxConcurrency != 48 || cfg.PCResultConcurrency != 2 {
-		t.Errorf("defaults: max %d, partner center results %d; want 48 and 2", cfg.MaxConcurrency, cfg.PCResultConcurrency)
+	if cfg.MaxConcurrency != 48 || cfg.OpportunityConcurrency != 16 || cfg.PCResultConcurrency != 2 {
+		t.Errorf("defaults: max %d, opportunities %d, partner center results %d; want 48, 16 and 2",
+			cfg.MaxConcurrency, cfg.OpportunityConcurrency, cfg.PCResultConcurrency)
 	}
+	t.Setenv("MAPPER_OPPORTUNITY_CONCURRENCY", "0")
+	if _, err := loadConfig(t.Context()); err == nil || !strings.Contains(err.Error(), "MAPPER_OPPORTUNITY_CONCURRENCY") {
+		t.Errorf("an opportunity concurrency of 0 was accepted: %v", err)
+	}
+	t.Setenv("MAPPER_OPPORTUNITY_CONCURRENCY", "16")
 	t.Setenv("MAPPER_PC_RESULT_CONCURRENCY", "0")
 	if _, err := loadConfig(t.Context()); err == nil || !strings.Contains(err.Error(), "MAPPER_PC_RESULT_CONCURRENCY") {
 		t.Errorf("a concurrency of 0 was accepted: %v", err)

@@ -109,7 +109,7 @@ func run(ctx context.Context) error {
 	}{
 		{consumers.Referrals(cfg.MaxConcurrency), consumers.ObservedHandler(svc)},
 		{consumers.Results(max(cfg.MaxConcurrency/2, 1)), consumers.ResultHandler(svc)},
-		{consumers.Opportunities(cfg.MaxConcurrency), consumers.OpportunityHandler(svc)},
+		{consumers.Opportunities(cfg.OpportunityConcurrency), consumers.OpportunityHandler(svc)},
 		{consumers.PartnerCenterResults(cfg.PCResultConcurrency), consumers.PartnerCenterResultHandler(svc)},
 	} {
 		consumersWG.Go(func() {
