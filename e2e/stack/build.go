@@ -95,9 +95,21 @@ func Build(ctx context.Context, binDir string) error {
 		}
 		// Slower signing changes the benchmark's budget, never what is
 		// tested: fall back to the next choice.
-		fmt.Fprintf(os.Stderr, "stack: partnercenter-emulator not built with %s RSA, trying %s: %v\n", rsa, choices[i+1], err)
+		fmt.Fprintf(os.Stderr, "stack: partnercenter-emulator not built with %s RSA (%s), trying %s\n", rsa, buildFailure(err), choices[i+1])
 	}
 	return nil
+}
+
+// buildFailure is the first line of the compiler's complaint in a failed
+// goBuild (a missing header, say), without the rest of its output.
+func buildFailure(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	for _, l := range lines[1:] {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			return l
+		}
+	}
+	return lines[0]
 }
 
 // The RSA implementations the Partner Center emulator can sign webhooks
