@@ -49,6 +49,8 @@ type authority struct {
 	leaf    *x509.Certificate
 	leafDER []byte
 	leafKey *rsa.PrivateKey
+	// leafSigner signs the deliveries with leafKey.
+	leafSigner signer
 
 	// variants are the deliberately bad certificates used by the
 	// wrongOrg and untrustedCert faults, made on first use because few
@@ -57,10 +59,10 @@ type authority struct {
 	variants  map[string]*variantCert
 }
 
-// variantCert is a bad certificate and the key that signs with it.
+// variantCert is a bad certificate and the signer of its key.
 type variantCert struct {
-	der []byte
-	key *rsa.PrivateKey
+	der    []byte
+	signer signer
 }
 
 // Certificate variants served at CertificatePath()?variant=<name>.
@@ -108,7 +110,11 @@ func (a *authority) variant(name string) (*variantCert, error) {
 	if a.variants == nil {
 		a.variants = map[string]*variantCert{}
 	}
-	v := &variantCert{der: der, key: key}
+	s, err := newSigner(key)
+	if err != nil {
+		return nil, fmt.Errorf("%s signer: %w", name, err)
+	}
+	v := &variantCert{der: der, signer: s}
 	a.variants[name] = v
 	return v, nil
 }
@@ -163,7 +169,11 @@ func newAuthority(dir string) (*authority, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("parsing signing certificate: %w", err)
 	}
-	return &authority{caCert: caCert, caKey: caKey, caPEM: caPEM, leaf: leaf, leafDER: der, leafKey: leafKey}, created, nil
+	leafSigner, err := newSigner(leafKey)
+	if err != nil {
+		return nil, false, fmt.Errorf("signing key: %w", err)
+	}
+	return &authority{caCert: caCert, caKey: caKey, caPEM: caPEM, leaf: leaf, leafDER: der, leafKey: leafKey, leafSigner: leafSigner}, created, nil
 }
 
 // loadOrCreateCA returns the CA stored in dir, or a new one (written to dir

@@ -468,7 +468,7 @@ func (d *Dispatcher) attempt(e *delivery) {
 // credentials returns the base64 signature of body and the certificate
 // URL to send with it, applying a signature-tampering fault if any.
 func (d *Dispatcher) credentials(tamper string, body []byte) (string, string, error) {
-	certURL, key := d.certURL, d.auth.leafKey
+	certURL, s := d.certURL, d.auth.leafSigner
 	switch tamper {
 	case FaultWrongOrg, FaultUntrustedCert:
 		name := variantWrongOrg
@@ -479,13 +479,13 @@ func (d *Dispatcher) credentials(tamper string, body []byte) (string, string, er
 		if err != nil {
 			return "", "", err
 		}
-		key, certURL = v.key, certURL+"?variant="+name
+		s, certURL = v.signer, certURL+"?variant="+name
 	case FaultForeignCertHost:
 		// .invalid never resolves (RFC 2606): a receiver that fetches
 		// before checking the host fails too, just later.
 		certURL = "http://certs.invalid" + d.CertificatePath()
 	}
-	sig, err := signBody(key, body)
+	sig, err := signBase64(s, body)
 	if err != nil {
 		return "", "", err
 	}
