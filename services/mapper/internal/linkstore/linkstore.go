@@ -164,6 +164,16 @@ func scanLink(row pgx.Row, extra ...any) (*Link, error) {
 	return l, nil
 }
 
+// scanFull scans a row of linkColumns followed by snapshot and sf_record.
+func scanFull(row pgx.Row) (*Link, error) {
+	var snapshot, record []byte
+	l, err := scanLink(row, &snapshot, &record)
+	if err != nil {
+		return nil, err
+	}
+	return l.withBlobs(snapshot, record), nil
+}
+
 // withBlobs records the snapshot and record read with l.
 func (l *Link) withBlobs(snapshot, record []byte) *Link {
 	l.Snapshot, l.SFRecord = snapshot, record
@@ -216,13 +226,11 @@ func GetByOpportunity(ctx context.Context, db RowQuerier, opportunityID string) 
 }
 
 func getWhere(ctx context.Context, db RowQuerier, where, id string) (*Link, error) {
-	var snapshot, record []byte
-	row := db.QueryRow(ctx, `SELECT `+linkColumns+`, snapshot, sf_record FROM mapper.links WHERE `+where, id)
-	l, err := scanLink(row, &snapshot, &record)
+	l, err := scanFull(db.QueryRow(ctx, `SELECT `+linkColumns+`, snapshot, sf_record FROM mapper.links WHERE `+where, id))
 	if err != nil {
 		return nil, fmt.Errorf("get link of %s: %w", id, store.MapError(err))
 	}
-	return l.withBlobs(snapshot, record), nil
+	return l, nil
 }
 
 // LockWithSnapshot is LockExisting that also reads the stored snapshot
@@ -238,13 +246,11 @@ func LockFullByOpportunity(ctx context.Context, tx pgx.Tx, opportunityID string)
 }
 
 func lockFull(ctx context.Context, tx pgx.Tx, where, id string) (*Link, error) {
-	var snapshot, record []byte
-	row := tx.QueryRow(ctx, `SELECT `+linkColumns+`, snapshot, sf_record FROM mapper.links WHERE `+where+` FOR UPDATE`, id)
-	l, err := scanLink(row, &snapshot, &record)
+	l, err := scanFull(tx.QueryRow(ctx, `SELECT `+linkColumns+`, snapshot, sf_record FROM mapper.links WHERE `+where+` FOR UPDATE`, id))
 	if err != nil {
 		return nil, fmt.Errorf("lock link of %s: %w", id, store.MapError(err))
 	}
-	return l.withBlobs(snapshot, record), nil
+	return l, nil
 }
 
 // MarkAndLock records consumer's message msgID in the inbox (as
@@ -298,24 +304,17 @@ func markAndLock(ctx context.Context, tx pgx.Tx, consumer, msgID, where, id stri
 	if first, err = store.MarkedResult(br); err != nil {
 		return false, nil, nil, err
 	}
-	scanBlobs := func(row pgx.Row) (*Link, error) {
-		var snapshot, record []byte
-		if !blobs {
-			return scanLink(row)
-		}
-		l, err := scanLink(row, &snapshot, &record)
-		if err != nil {
-			return nil, err
-		}
-		return l.withBlobs(snapshot, record), nil
+	if blobs {
+		link, err = scanFull(br.QueryRow())
+	} else {
+		link, err = scanLink(br.QueryRow())
 	}
-	link, err = scanBlobs(br.QueryRow())
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return first, nil, nil, fmt.Errorf("lock link of %s: %w", id, store.MapError(err))
 	}
 	ownErr := err
 	if engagementID != "" {
-		if partner, err = scanBlobs(br.QueryRow()); errors.Is(err, pgx.ErrNoRows) {
+		if partner, err = scanFull(br.QueryRow()); errors.Is(err, pgx.ErrNoRows) {
 			partner = nil
 		} else if err != nil {
 			return first, nil, nil, fmt.Errorf("lock link of engagement %s: %w", engagementID, store.MapError(err))
@@ -352,13 +351,11 @@ const lockByEngagementSQL = `SELECT ` + linkColumns + `, snapshot, sf_record FRO
 // (the partner's, when referralID is Microsoft's), with its snapshot and
 // record; store.ErrNotFound when the engagement has none.
 func LockByEngagement(ctx context.Context, tx pgx.Tx, engagementID, referralID string) (*Link, error) {
-	var snapshot, record []byte
-	row := tx.QueryRow(ctx, lockByEngagementSQL, engagementID, referralID)
-	l, err := scanLink(row, &snapshot, &record)
+	l, err := scanFull(tx.QueryRow(ctx, lockByEngagementSQL, engagementID, referralID))
 	if err != nil {
 		return nil, fmt.Errorf("lock link of engagement %s: %w", engagementID, store.MapError(err))
 	}
-	return l.withBlobs(snapshot, record), nil
+	return l, nil
 }
 
 // Save writes l's mutable columns and appends the audit entries, in one

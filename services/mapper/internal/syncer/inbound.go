@@ -90,16 +90,12 @@ func (s *Service) Observed(ctx context.Context, d Delivery, ev *cosellv1.Referra
 			// Microsoft's referral of an engagement we sync.
 			if eng := ev.GetEngagementId(); eng != "" && microsofts(ref) {
 				if !pipelined {
-					var err error
-					if partner, err = linkstore.LockByEngagement(ctx, tx, eng, referralID); linkstore.IsNotFound(err) {
-						partner = nil
-					} else if err != nil {
+					if partner, err = linkstore.LockByEngagement(ctx, tx, eng, referralID); err != nil && !linkstore.IsNotFound(err) {
 						return err
 					}
 				}
 				if partner != nil {
 					opportunityID = partner.OpportunityID
-					var err error
 					publish, out, err = s.related(ctx, tx, d, partner, ev, ref, tid)
 					return err
 				}

@@ -158,16 +158,14 @@ func (s *Service) result(ctx context.Context, d Delivery, res *cosellv1.Salesfor
 		// A read-back is applied to the same link next: read its snapshot
 		// and record with the lock.
 		first, link, err := linkstore.MarkAndLock(ctx, tx, ConsumerResults, d.MsgID, referralID, rb != nil)
-		if err == nil || linkstore.IsNotFound(err) {
-			if !first {
-				out = OutcomeDuplicate
-				if isPrecondition(res) {
-					// Its re-decision may have been committed but not published.
-					publish, err = s.republishFor(ctx, tx, referralID, "", d.MsgID, tid)
-					return err
-				}
+		if !first && (err == nil || linkstore.IsNotFound(err)) {
+			out = OutcomeDuplicate
+			if !isPrecondition(res) {
 				return nil
 			}
+			// Its re-decision may have been committed but not published.
+			publish, err = s.republishFor(ctx, tx, referralID, "", d.MsgID, tid)
+			return err
 		}
 		if linkstore.IsNotFound(err) {
 			out = OutcomeUnmatched
