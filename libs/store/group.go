@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/metric"
 )
 
@@ -23,15 +23,14 @@ import (
 // own: it sees what the functions before it wrote, as if they had
 // committed first. When any function or the commit fails, the transaction
 // is rolled back and every function of the batch runs again in a
-// transaction of its own (InLazyTx, with its retries), so one bad
+// transaction of its own (store.InTx, with its retries), so one bad
 // message costs its batch a retry and nothing else. Functions must
 // therefore be safe to run again, as InTx already requires.
 //
 // Nothing waits to fill a batch: under light load each transaction holds
-// one function, as with InLazyTx. Every transaction sends its BEGIN with
-// its first statement (see InLazyTx).
+// one function, as with InTx.
 type Group struct {
-	db       *pgxpool.Pool
+	db       Beginner
 	maxBatch int
 	reqs     chan *groupReq
 	stop     chan struct{}
@@ -53,7 +52,7 @@ func WithGroupLogger(l *slog.Logger) GroupOption {
 
 type groupReq struct {
 	ctx  context.Context
-	fn   func(tx Tx) error
+	fn   func(tx pgx.Tx) error
 	done chan error
 }
 
@@ -76,7 +75,7 @@ const groupTxTimeout = 2 * time.Minute
 // NewGroup starts workers that run queued functions on db, at most
 // maxBatch per transaction. workers is how many transactions run at once.
 // Close stops them.
-func NewGroup(db *pgxpool.Pool, workers, maxBatch int, opts ...GroupOption) *Group {
+func NewGroup(db Beginner, workers, maxBatch int, opts ...GroupOption) *Group {
 	g := &Group{db: db, maxBatch: max(maxBatch, 1), reqs: make(chan *groupReq), stop: make(chan struct{}),
 		log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
@@ -90,16 +89,16 @@ func NewGroup(db *pgxpool.Pool, workers, maxBatch int, opts ...GroupOption) *Gro
 
 // InTx runs fn in a transaction shared with other callers, and returns
 // once that transaction committed (nil) or fn failed on its own. After
-// Close it runs fn alone, as InLazyTx.
-func (g *Group) InTx(ctx context.Context, fn func(tx Tx) error) error {
+// Close it runs fn alone, as store.InTx.
+func (g *Group) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	if g.closed.Load() {
-		return InLazyTx(ctx, g.db, fn)
+		return InTx(ctx, g.db, fn)
 	}
 	r := &groupReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
 	case g.reqs <- r:
 	case <-g.stop:
-		return InLazyTx(ctx, g.db, fn)
+		return InTx(ctx, g.db, fn)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -192,11 +191,11 @@ func (g *Group) run(batch []*groupReq) {
 	case 1:
 		g.stats.transactions.Add(1)
 		g.stats.functions.Add(1)
-		live[0].done <- InLazyTx(live[0].ctx, g.db, live[0].fn)
+		live[0].done <- InTx(live[0].ctx, g.db, live[0].fn)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), groupTxTimeout)
-	err := runLazyTx(ctx, g.db, func(tx Tx) error {
+	err := runTx(ctx, g.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		for _, r := range live {
 			if err := r.fn(tx); err != nil {
 				return err
@@ -218,6 +217,6 @@ func (g *Group) run(batch []*groupReq) {
 	for _, r := range live {
 		g.stats.transactions.Add(1)
 		g.stats.functions.Add(1)
-		r.done <- InLazyTx(r.ctx, g.db, r.fn)
+		r.done <- InTx(r.ctx, g.db, r.fn)
 	}
 }

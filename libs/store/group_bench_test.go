@@ -24,7 +24,7 @@ func BenchmarkEightInserts(b *testing.B) {
 	pool := storetest.NewDB(b, "storetest", os.DirFS("testdata/migrations"))
 	ctx := b.Context()
 	var next atomic.Int64
-	insert := func(tx store.Tx) error {
+	insert := func(tx pgx.Tx) error {
 		id := next.Add(1)
 		_, err := tx.Exec(ctx, "INSERT INTO items (id, name, qty) VALUES ($1, $2, 1)", id, fmt.Sprint("item-", id))
 		return err
@@ -32,7 +32,7 @@ func BenchmarkEightInserts(b *testing.B) {
 	b.Run("a transaction each", func(b *testing.B) {
 		for b.Loop() {
 			for range 8 {
-				if err := store.InTx(ctx, pool, func(tx pgx.Tx) error { return insert(tx) }); err != nil {
+				if err := store.InTx(ctx, pool, insert); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -24,8 +24,8 @@ func groupDB(t *testing.T) *pgxpool.Pool {
 
 // insertItem returns a function that inserts item id with qty, counts its
 // runs and records the transaction it ran in.
-func insertItem(id, qty int, runs *int, txid *int64) func(tx Tx) error {
-	return func(tx Tx) error {
+func insertItem(id, qty int, runs *int, txid *int64) func(tx pgx.Tx) error {
+	return func(tx pgx.Tx) error {
 		*runs++
 		if err := tx.QueryRow(context.Background(), "SELECT txid_current()").Scan(txid); err != nil {
 			return err

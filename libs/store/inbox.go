@@ -69,7 +69,7 @@ func tableIdent(table string) (string, error) {
 //
 // table names the service's inbox table (see InboxDDL); it is validated as an
 // identifier and quoted, never interpolated raw.
-func MarkProcessed(ctx context.Context, tx Tx, table, consumer, msgID string) (first bool, err error) {
+func MarkProcessed(ctx context.Context, tx pgx.Tx, table, consumer, msgID string) (first bool, err error) {
 	ident, err := tableIdent(table)
 	if err != nil {
 		return false, fmt.Errorf("mark processed: %w", err)

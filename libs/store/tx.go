@@ -66,16 +66,10 @@ func InTx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error, opts ...Tx
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	return retryTx(ctx, cfg.attempts, func() error { return runTx(ctx, db, cfg.opts, fn) })
-}
-
-// retryTx runs run until it succeeds, fails with an error that is not
-// retryable, or has run attempts times, pausing a little longer each time.
-func retryTx(ctx context.Context, attempts int, run func() error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = run()
-		if err == nil || !IsRetryable(err) || attempt >= attempts {
+		err = runTx(ctx, db, cfg.opts, fn)
+		if err == nil || !IsRetryable(err) || attempt >= cfg.attempts {
 			return err
 		}
 		pause := time.Duration(attempt) * (5*time.Millisecond + rand.N(20*time.Millisecond))

@@ -184,7 +184,7 @@ func (l *Link) withBlobs(snapshot, record []byte) *Link {
 // Lock finds the referral's link, creating it when absent, and locks it
 // until tx ends: concurrent deliveries for one referral, on any replica,
 // wait here and then see each other's effects. It takes one round trip.
-func Lock(ctx context.Context, tx store.Tx, referralID, engagementID string) (*Link, error) {
+func Lock(ctx context.Context, tx pgx.Tx, referralID, engagementID string) (*Link, error) {
 	row := tx.QueryRow(ctx, `INSERT INTO mapper.links AS l (referral_id, engagement_id) VALUES ($1, $2)
 		ON CONFLICT (referral_id) DO UPDATE
 		SET engagement_id = CASE WHEN l.engagement_id = '' THEN EXCLUDED.engagement_id ELSE l.engagement_id END
@@ -200,7 +200,7 @@ func Lock(ctx context.Context, tx store.Tx, referralID, engagementID string) (*L
 
 // LockExisting locks the referral's link without creating one; it returns
 // store.ErrNotFound when there is none.
-func LockExisting(ctx context.Context, tx store.Tx, referralID string) (*Link, error) {
+func LockExisting(ctx context.Context, tx pgx.Tx, referralID string) (*Link, error) {
 	row := tx.QueryRow(ctx, `SELECT `+linkColumns+` FROM mapper.links WHERE referral_id = $1 FOR UPDATE`, referralID)
 	l, err := scanLink(row)
 	if err != nil {
@@ -235,17 +235,17 @@ func getWhere(ctx context.Context, db RowQuerier, where, id string) (*Link, erro
 
 // LockWithSnapshot is LockExisting that also reads the stored snapshot
 // and opportunity record, for a replay or a re-decision.
-func LockWithSnapshot(ctx context.Context, tx store.Tx, referralID string) (*Link, error) {
+func LockWithSnapshot(ctx context.Context, tx pgx.Tx, referralID string) (*Link, error) {
 	return lockFull(ctx, tx, "referral_id = $1", referralID)
 }
 
 // LockFullByOpportunity locks the opportunity's link and reads its
 // snapshot and record; store.ErrNotFound when there is none.
-func LockFullByOpportunity(ctx context.Context, tx store.Tx, opportunityID string) (*Link, error) {
+func LockFullByOpportunity(ctx context.Context, tx pgx.Tx, opportunityID string) (*Link, error) {
 	return lockFull(ctx, tx, "opportunity_id = $1 AND opportunity_id <> ''", opportunityID)
 }
 
-func lockFull(ctx context.Context, tx store.Tx, where, id string) (*Link, error) {
+func lockFull(ctx context.Context, tx pgx.Tx, where, id string) (*Link, error) {
 	l, err := scanFull(tx.QueryRow(ctx, `SELECT `+linkColumns+`, snapshot, sf_record FROM mapper.links WHERE `+where+` FOR UPDATE`, id))
 	if err != nil {
 		return nil, fmt.Errorf("lock link of %s: %w", id, store.MapError(err))
@@ -259,7 +259,7 @@ func lockFull(ctx context.Context, tx store.Tx, where, id string) (*Link, error)
 // with both, and a round trip costs both processes a write and a wake-up.
 // A duplicate message locks the link too; the caller decides what to do
 // with it. No link gives first and an error IsNotFound recognises.
-func MarkAndLock(ctx context.Context, tx store.Tx, consumer, msgID, referralID string, blobs bool) (first bool, link *Link, err error) {
+func MarkAndLock(ctx context.Context, tx pgx.Tx, consumer, msgID, referralID string, blobs bool) (first bool, link *Link, err error) {
 	first, link, _, err = markAndLock(ctx, tx, consumer, msgID, "referral_id = $1", referralID, blobs, "")
 	return first, link, err
 }
@@ -269,20 +269,20 @@ func MarkAndLock(ctx context.Context, tx store.Tx, consumer, msgID, referralID s
 // link, as LockByEngagement does, which the caller needs when the
 // referral has no link of its own (the usual case). partner is nil when
 // the engagement has no other link.
-func MarkAndLockRelated(ctx context.Context, tx store.Tx, consumer, msgID, referralID, engagementID string) (first bool, link, partner *Link, err error) {
+func MarkAndLockRelated(ctx context.Context, tx pgx.Tx, consumer, msgID, referralID, engagementID string) (first bool, link, partner *Link, err error) {
 	return markAndLock(ctx, tx, consumer, msgID, "referral_id = $1", referralID, true, engagementID)
 }
 
 // MarkAndLockByOpportunity is MarkAndLock for the opportunity's link, as
 // LockFullByOpportunity reads it.
-func MarkAndLockByOpportunity(ctx context.Context, tx store.Tx, consumer, msgID, opportunityID string) (first bool, link *Link, err error) {
+func MarkAndLockByOpportunity(ctx context.Context, tx pgx.Tx, consumer, msgID, opportunityID string) (first bool, link *Link, err error) {
 	first, link, _, err = markAndLock(ctx, tx, consumer, msgID, "opportunity_id = $1 AND opportunity_id <> ''", opportunityID, true, "")
 	return first, link, err
 }
 
 // markAndLock queues the inbox insert, the lock of the link matching where
 // and, with an engagement id, the lock of that engagement's other link.
-func markAndLock(ctx context.Context, tx store.Tx, consumer, msgID, where, id string, blobs bool, engagementID string) (first bool, link, partner *Link, err error) {
+func markAndLock(ctx context.Context, tx pgx.Tx, consumer, msgID, where, id string, blobs bool, engagementID string) (first bool, link, partner *Link, err error) {
 	b := &pgx.Batch{}
 	if err := store.QueueMarkProcessed(b, InboxTable, consumer, msgID); err != nil {
 		return false, nil, nil, err
@@ -329,7 +329,7 @@ func markAndLock(ctx context.Context, tx store.Tx, consumer, msgID, where, id st
 // CreateOutbound finds the opportunity's link, creating an outbound one
 // (no referral yet) when absent, and locks it with its snapshot and
 // record. Two replicas creating it at once end up with the same row.
-func CreateOutbound(ctx context.Context, tx store.Tx, opportunityID string) (*Link, error) {
+func CreateOutbound(ctx context.Context, tx pgx.Tx, opportunityID string) (*Link, error) {
 	var created bool
 	row := tx.QueryRow(ctx, `INSERT INTO mapper.links AS l (opportunity_id, origin) VALUES ($1, 'outbound')
 		ON CONFLICT (opportunity_id) WHERE opportunity_id <> '' DO UPDATE SET opportunity_id = EXCLUDED.opportunity_id
@@ -350,7 +350,7 @@ const lockByEngagementSQL = `SELECT ` + linkColumns + `, snapshot, sf_record FRO
 // LockByEngagement locks the link of another referral of the engagement
 // (the partner's, when referralID is Microsoft's), with its snapshot and
 // record; store.ErrNotFound when the engagement has none.
-func LockByEngagement(ctx context.Context, tx store.Tx, engagementID, referralID string) (*Link, error) {
+func LockByEngagement(ctx context.Context, tx pgx.Tx, engagementID, referralID string) (*Link, error) {
 	l, err := scanFull(tx.QueryRow(ctx, lockByEngagementSQL, engagementID, referralID))
 	if err != nil {
 		return nil, fmt.Errorf("lock link of engagement %s: %w", engagementID, store.MapError(err))
@@ -362,7 +362,7 @@ func LockByEngagement(ctx context.Context, tx store.Tx, engagementID, referralID
 // statement. The large columns (snapshot, opportunity record, projection,
 // commands, sync state) are written only when they differ from what was
 // read; a nil snapshot or record also leaves the stored one alone.
-func Save(ctx context.Context, tx store.Tx, l *Link, audits ...Audit) error {
+func Save(ctx context.Context, tx pgx.Tx, l *Link, audits ...Audit) error {
 	args := []any{l.ID, l.OpportunityID, l.AccountID, string(l.State), l.ParkReason, l.PCUpdatedAt, l.PCETag,
 		l.ProjectionHash, l.CommandID, l.CommandUpdatedAt, l.ResultCommandID, l.Replays,
 		l.ReferralID, l.EngagementID, l.SFModstamp, l.CommandSubject, l.PCCommandID,
@@ -437,7 +437,7 @@ func Save(ctx context.Context, tx store.Tx, l *Link, audits ...Audit) error {
 func sameBytes(a, b []byte) bool { return (a == nil) == (b == nil) && bytes.Equal(a, b) }
 
 // AppendAudit appends entries not tied to a link change.
-func AppendAudit(ctx context.Context, tx store.Tx, linkID *int64, audits ...Audit) error {
+func AppendAudit(ctx context.Context, tx pgx.Tx, linkID *int64, audits ...Audit) error {
 	if len(audits) == 0 {
 		return nil
 	}
@@ -494,7 +494,7 @@ type Park struct {
 }
 
 // RecordPark inserts a parked sync into dead_letters.
-func RecordPark(ctx context.Context, tx store.Tx, service string, p Park) error {
+func RecordPark(ctx context.Context, tx pgx.Tx, service string, p Park) error {
 	payload := p.Payload
 	if payload == nil {
 		payload = []byte{}
@@ -511,7 +511,7 @@ func RecordPark(ctx context.Context, tx store.Tx, service string, p Park) error 
 }
 
 // MarkParksReplayed marks the referral's pending parked syncs replayed.
-func MarkParksReplayed(ctx context.Context, tx store.Tx, referralID string) (int64, error) {
+func MarkParksReplayed(ctx context.Context, tx pgx.Tx, referralID string) (int64, error) {
 	tag, err := tx.Exec(ctx, `UPDATE mapper.dead_letters SET replayed_at = now()
 		WHERE referral_id = $1 AND replayed_at IS NULL`, referralID)
 	if err != nil {

@@ -11,12 +11,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/cosell/cosell/libs/bus"
 	cosellv1 "github.com/cosell/cosell/libs/events/cosellv1"
-	"github.com/cosell/cosell/libs/store"
 	"github.com/cosell/cosell/services/mapper/internal/linkstore"
 	"github.com/cosell/cosell/services/mapper/internal/twoway"
 	"github.com/cosell/cosell/services/mapper/mapping"
@@ -279,7 +279,7 @@ func describeOps(p mapping.PatchPlan) string {
 // finish builds the Salesforce command (with the Audit field when a seller
 // entry was added), saves the link with its audit entries and returns the
 // commands to publish after the commit.
-func (d *decision) finish(ctx context.Context, tx store.Tx) ([]message, error) {
+func (d *decision) finish(ctx context.Context, tx pgx.Tx) ([]message, error) {
 	cfg := d.s.mapping
 	if d.seller && d.link.OpportunityID != "" && cfg.AuditField != "" && d.link.State != linkstore.StateOrphaned {
 		text, err := d.auditText(ctx, tx)
@@ -379,7 +379,7 @@ func (d *decision) setSF(id, subject string, cmd proto.Message, expected *timest
 // auditText renders the opportunity's Audit field: the seller entries of
 // the audit log, newest first, this decision's included, within the
 // field's size.
-func (d *decision) auditText(ctx context.Context, tx store.Tx) (string, error) {
+func (d *decision) auditText(ctx context.Context, tx pgx.Tx) (string, error) {
 	lines, err := linkstore.SellerTrail(ctx, tx, d.link.OpportunityID, 400)
 	if err != nil {
 		return "", err

@@ -8,13 +8,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/cosell/cosell/libs/bus"
 	cosellv1 "github.com/cosell/cosell/libs/events/cosellv1"
-	"github.com/cosell/cosell/libs/store"
 	"github.com/cosell/cosell/services/mapper/internal/linkstore"
 	"github.com/cosell/cosell/services/mapper/internal/twoway"
 	"github.com/cosell/cosell/services/mapper/mapping"
@@ -54,7 +54,7 @@ func (s *Service) Observed(ctx context.Context, d Delivery, ev *cosellv1.Referra
 
 	var publish []message
 	var opportunityID string
-	err = s.inTx(ctx, func(tx store.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		publish, out, opportunityID = nil, "", ""
 		// Microsoft's referral has no link of its own: the partner's link
 		// of the engagement, needed next, is locked in the same round trip.
@@ -148,7 +148,7 @@ func (s *Service) Observed(ctx context.Context, d Delivery, ev *cosellv1.Referra
 }
 
 // decide applies a first delivery of a snapshot to its locked link.
-func (s *Service) decide(ctx context.Context, tx store.Tx, d Delivery, link *linkstore.Link, ev *cosellv1.ReferralObserved,
+func (s *Service) decide(ctx context.Context, tx pgx.Tx, d Delivery, link *linkstore.Link, ev *cosellv1.ReferralObserved,
 	ref mapping.Referral, snapshot []byte, updatedAt time.Time, tid string) ([]message, Outcome, error) {
 	at := pgTime(updatedAt)
 	base := linkstore.Audit{ReferralID: link.ReferralID, OpportunityID: link.OpportunityID, TraceID: tid}
@@ -252,7 +252,7 @@ func sideName(s twoway.Side) string {
 // createOpportunity maps a referral whose opportunity does not exist yet:
 // the whole create projection goes out as an upsert by External ID (a
 // repeat can never create a second opportunity).
-func (s *Service) createOpportunity(ctx context.Context, tx store.Tx, d Delivery, link *linkstore.Link, ev *cosellv1.ReferralObserved,
+func (s *Service) createOpportunity(ctx context.Context, tx pgx.Tx, d Delivery, link *linkstore.Link, ev *cosellv1.ReferralObserved,
 	ref mapping.Referral, at time.Time, tid string) ([]message, Outcome, error) {
 	base := linkstore.Audit{ReferralID: link.ReferralID, OpportunityID: link.OpportunityID, TraceID: tid}
 	status := ref.Text("status") + "/" + ref.Text("substatus")
@@ -319,7 +319,7 @@ func (d *decision) encode() []byte {
 
 // attach links the referral Partner Center created for an opportunity when
 // its snapshot arrives before the create's answer.
-func (s *Service) attach(ctx context.Context, tx store.Tx, d Delivery, link *linkstore.Link, ev *cosellv1.ReferralObserved,
+func (s *Service) attach(ctx context.Context, tx pgx.Tx, d Delivery, link *linkstore.Link, ev *cosellv1.ReferralObserved,
 	ref mapping.Referral, snapshot []byte, tid string) ([]message, Outcome, error) {
 	at := pgTime(ev.GetUpdatedAt().AsTime())
 	link.ReferralID, link.EngagementID = ev.GetReferralId(), ev.GetEngagementId()
@@ -340,7 +340,7 @@ func (s *Service) attach(ctx context.Context, tx store.Tx, d Delivery, link *lin
 // related applies a snapshot of Microsoft's referral in the engagement of
 // link: Microsoft accepting (its CRM id) and Microsoft sellers' changes
 // reach the opportunity.
-func (s *Service) related(ctx context.Context, tx store.Tx, d Delivery, link *linkstore.Link, ev *cosellv1.ReferralObserved,
+func (s *Service) related(ctx context.Context, tx pgx.Tx, d Delivery, link *linkstore.Link, ev *cosellv1.ReferralObserved,
 	ref mapping.Referral, tid string) ([]message, Outcome, error) {
 	at := pgTime(ev.GetUpdatedAt().AsTime())
 	if link.RelatedUpdatedAt != nil && !at.After(*link.RelatedUpdatedAt) && link.RelatedReferralID == ev.GetReferralId() {
@@ -441,7 +441,7 @@ func (s *Service) record(link *linkstore.Link, cmd *cosellv1.UpsertOpportunityCo
 
 // park stops the link's sync until a replay, with the reason in the audit
 // log and dead_letters (whose payload is the snapshot a replay re-applies).
-func (s *Service) park(ctx context.Context, tx store.Tx, link *linkstore.Link, base linkstore.Audit, kind, message string,
+func (s *Service) park(ctx context.Context, tx pgx.Tx, link *linkstore.Link, base linkstore.Audit, kind, message string,
 	details map[string]any, p linkstore.Park) error {
 	link.State, link.ParkReason = linkstore.StateParked, message
 	// Whatever was sent last did not land, so nothing is our echo any more.

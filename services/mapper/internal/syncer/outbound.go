@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -57,7 +58,7 @@ func (s *Service) OpportunityObserved(ctx context.Context, d Delivery, ev *cosel
 		publish    []message
 		referralID string
 	)
-	err = s.inTx(ctx, func(tx store.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		publish, out, referralID = nil, "", ""
 		first, link, err := linkstore.MarkAndLockByOpportunity(ctx, tx, ConsumerOpportunities, d.MsgID, oppID)
 		if linkstore.IsNotFound(err) && !ev.GetDeleted() {
@@ -133,7 +134,7 @@ func optedIn(o mapping.Opportunity, cfg *mapping.Config) bool {
 
 // applyOpportunity applies a first delivery of an observation to its
 // locked link.
-func (s *Service) applyOpportunity(ctx context.Context, tx store.Tx, d Delivery, link *linkstore.Link, ev *cosellv1.OpportunityObserved,
+func (s *Service) applyOpportunity(ctx context.Context, tx pgx.Tx, d Delivery, link *linkstore.Link, ev *cosellv1.OpportunityObserved,
 	opp mapping.Opportunity, at time.Time, tid string) ([]message, Outcome, error) {
 	dd, err := s.load(link, d.MsgID, tid)
 	if err != nil {
@@ -223,7 +224,7 @@ func (s *Service) applyOpportunity(ctx context.Context, tx store.Tx, d Delivery,
 // createReferral checks an opted-in opportunity and, when it passes,
 // sends the referral create; when it does not, nothing is sent and the
 // seller reads why in the Audit field.
-func (s *Service) createReferral(ctx context.Context, tx store.Tx, dd *decision, ev *cosellv1.OpportunityObserved,
+func (s *Service) createReferral(ctx context.Context, tx pgx.Tx, dd *decision, ev *cosellv1.OpportunityObserved,
 	opp mapping.Opportunity, at time.Time) ([]message, Outcome, error) {
 	link := dd.link
 	proj, perr := s.mapping.ProjectOutbound(opp, mapping.Create)

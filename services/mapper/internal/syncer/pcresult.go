@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -54,7 +55,7 @@ func (s *Service) PartnerCenterResult(ctx context.Context, d Delivery, res *cose
 	}
 	tid := traceID(ctx)
 	var publish []message
-	err = s.inTx(ctx, func(tx store.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		publish, out = nil, ""
 		first, err := store.MarkProcessed(ctx, tx, linkstore.InboxTable, ConsumerPCResults, d.MsgID)
 		if err != nil {

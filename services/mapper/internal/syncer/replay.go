@@ -156,7 +156,7 @@ func IsNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 // replayOutbound resumes a parked link that started from an opportunity:
 // the mapper decides again from the opportunity and referral it last saw
 // and sends whatever differs.
-func (s *Service) replayOutbound(ctx context.Context, tx store.Tx, link *linkstore.Link, tid string) ([]message, Replayed, error) {
+func (s *Service) replayOutbound(ctx context.Context, tx pgx.Tx, link *linkstore.Link, tid string) ([]message, Replayed, error) {
 	link.Replays++
 	out := Replayed{ReferralID: link.ReferralID, OpportunityID: link.OpportunityID}
 	dd, err := s.load(link, "replay-"+link.OpportunityID+"-"+strconv.Itoa(link.Replays), tid)

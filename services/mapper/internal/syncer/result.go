@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
@@ -89,7 +90,7 @@ func (s *Service) readBackOf(ctx context.Context, res *cosellv1.SalesforceResult
 // when the link is not the read-back opportunity's; the observation is
 // then applied on its own afterwards. Results of upserts and of
 // write-backs both apply their read-back this way.
-func (s *Service) applyReadBack(ctx context.Context, tx store.Tx, link *linkstore.Link, rb *readBack, tid string) ([]message, bool, error) {
+func (s *Service) applyReadBack(ctx context.Context, tx pgx.Tx, link *linkstore.Link, rb *readBack, tid string) ([]message, bool, error) {
 	if link.OpportunityID != rb.ev.GetOpportunityId() {
 		return nil, false, nil
 	}
@@ -149,7 +150,7 @@ func (s *Service) result(ctx context.Context, d Delivery, res *cosellv1.Salesfor
 	}
 	tid := traceID(ctx)
 	var publish []message
-	err = s.inTx(ctx, func(tx store.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		out, publish = "", nil
 		if rb != nil {
 			rb.applied = false
@@ -197,7 +198,7 @@ func (s *Service) result(ctx context.Context, d Delivery, res *cosellv1.Salesfor
 // republishFor republishes the outstanding commands of a link (by referral
 // or by opportunity) after a redelivered result whose handling may have
 // sent some: the adapters' inboxes drop repeats.
-func (s *Service) republishFor(ctx context.Context, tx store.Tx, referralID, opportunityID, trigger, tid string) ([]message, error) {
+func (s *Service) republishFor(ctx context.Context, tx pgx.Tx, referralID, opportunityID, trigger, tid string) ([]message, error) {
 	var (
 		link *linkstore.Link
 		err  error
@@ -252,7 +253,7 @@ func (d *decision) redecideNow(res *cosellv1.SalesforceResult) bool {
 	return l.SFModstamp.Truncate(time.Millisecond).After(expected.AsTime().Truncate(time.Millisecond))
 }
 
-func (s *Service) applyResult(ctx context.Context, tx store.Tx, d Delivery, link *linkstore.Link, res *cosellv1.SalesforceResult, tid string) (Outcome, []message, error) {
+func (s *Service) applyResult(ctx context.Context, tx pgx.Tx, d Delivery, link *linkstore.Link, res *cosellv1.SalesforceResult, tid string) (Outcome, []message, error) {
 	if res.GetOutcome() == cosellv1.Outcome_OUTCOME_REJECTED && isPrecondition(res) {
 		// The opportunity changed since the decision: nothing was written,
 		// nothing is parked, the same write is not sent again.
@@ -277,7 +278,7 @@ func (s *Service) applyResult(ctx context.Context, tx store.Tx, d Delivery, link
 // change that refused it is already applied, else by its observation (the
 // poller delivers the seller's save), where the later of both sides'
 // changes wins. A pending Partner Center command is left to its own result.
-func (d *decision) preconditionFailed(ctx context.Context, tx store.Tx, res *cosellv1.SalesforceResult, current bool) ([]message, error) {
+func (d *decision) preconditionFailed(ctx context.Context, tx pgx.Tx, res *cosellv1.SalesforceResult, current bool) ([]message, error) {
 	now := d.redecideNow(res)
 	d.doc.State.Forget(twoway.Salesforce, res.GetCommandId())
 	details := map[string]any{"commandId": res.GetCommandId(), "outcome": res.GetOutcome().String(), "current": current,
@@ -291,7 +292,7 @@ func (d *decision) preconditionFailed(ctx context.Context, tx store.Tx, res *cos
 	return d.finish(ctx, tx)
 }
 
-func (s *Service) applyResultOf(ctx context.Context, tx store.Tx, d Delivery, link *linkstore.Link, res *cosellv1.SalesforceResult, tid string) (Outcome, error) {
+func (s *Service) applyResultOf(ctx context.Context, tx pgx.Tx, d Delivery, link *linkstore.Link, res *cosellv1.SalesforceResult, tid string) (Outcome, error) {
 	current := res.GetCommandId() == link.CommandID
 	if current {
 		link.ResultCommandID = res.GetCommandId()
@@ -384,7 +385,7 @@ func (s *Service) writebackResult(ctx context.Context, d Delivery, res *cosellv1
 		oppID, _, _ = strings.Cut(strings.TrimPrefix(res.GetCommandId(), prefixWriteback), ":")
 	}
 	var publish []message
-	err = s.inTx(ctx, func(tx store.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		out, publish = "", nil
 		if rb != nil {
 			rb.applied = false

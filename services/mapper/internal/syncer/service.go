@@ -182,11 +182,11 @@ func New(db store.Beginner, pub Publisher, m *mapping.Config, log *slog.Logger, 
 func (s *Service) UseGroup(g *store.Group) { s.group = g }
 
 // inTx runs a message's transaction, through the group when there is one.
-func (s *Service) inTx(ctx context.Context, fn func(tx store.Tx) error) error {
+func (s *Service) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	if s.group != nil {
 		return s.group.InTx(ctx, fn)
 	}
-	return store.InTx(ctx, s.db, func(tx pgx.Tx) error { return fn(tx) })
+	return store.InTx(ctx, s.db, fn)
 }
 
 // pgTime is the precision Postgres stores, so a snapshot compares equal to
