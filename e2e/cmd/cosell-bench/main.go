@@ -35,19 +35,32 @@ func main() {
 
 // Result is what a run measured; the JSON keys are the benchmark's contract.
 type Result struct {
-	Referrals          int                `json:"referrals"`
-	Synced             int                `json:"synced"`
-	DurationS          float64            `json:"duration_s"`
-	ThroughputPerS     float64            `json:"throughput_per_s"`
-	E2EP50Ms           int64              `json:"e2e_p50_ms"`
-	E2EP99Ms           int64              `json:"e2e_p99_ms"`
-	AckP99Ms           float64            `json:"ack_p99_ms"`
-	AckP50Ms           float64            `json:"ack_p50_ms"`
-	SFCallsPerReferral float64            `json:"sf_calls_per_referral"`
-	PCCallsPerReferral float64            `json:"pc_calls_per_referral"`
-	MaxRSSMiB          float64            `json:"max_rss_mib"`
-	RSSMiB             map[string]float64 `json:"rss_mib"`
-	CPUSeconds         map[string]float64 `json:"cpu_s"`
+	Referrals      int     `json:"referrals"`
+	Synced         int     `json:"synced"`
+	DurationS      float64 `json:"duration_s"`
+	ThroughputPerS float64 `json:"throughput_per_s"`
+	// E2EP50Ms and E2EP99Ms are webhook → opportunity, the issue's
+	// end-to-end measure: from Partner Center's first delivery attempt of
+	// the referral's referral-created event to the opportunity's
+	// CreatedDate in Salesforce. E2EMeasured counts the referrals it
+	// covers (those whose delivery the emulator's log still held).
+	E2EP50Ms    int64 `json:"e2e_p50_ms"`
+	E2EP99Ms    int64 `json:"e2e_p99_ms"`
+	E2EMeasured int   `json:"e2e_measured"`
+	// ReferralToOpportunity is the stricter measure from the Microsoft
+	// seller's create call, which adds Partner Center's own time: the
+	// create itself and the wait for a free delivery worker (the "create"
+	// and "queue" stages). Before 2026-12-07's seventh session e2e_* held
+	// this measure.
+	ReferralToOpportunityP50Ms int64              `json:"referral_to_opportunity_p50_ms"`
+	ReferralToOpportunityP99Ms int64              `json:"referral_to_opportunity_p99_ms"`
+	AckP99Ms                   float64            `json:"ack_p99_ms"`
+	AckP50Ms                   float64            `json:"ack_p50_ms"`
+	SFCallsPerReferral         float64            `json:"sf_calls_per_referral"`
+	PCCallsPerReferral         float64            `json:"pc_calls_per_referral"`
+	MaxRSSMiB                  float64            `json:"max_rss_mib"`
+	RSSMiB                     map[string]float64 `json:"rss_mib"`
+	CPUSeconds                 map[string]float64 `json:"cpu_s"`
 	// HostCPUBusyPercent is how busy the whole machine (every core) was
 	// from the first referral sent to the last opportunity counted;
 	// PostgresCPUSeconds is what the Postgres server and its backends
@@ -136,7 +149,10 @@ func run(ctx context.Context, args []string) error {
 		}
 		env[svc][k] = v
 	}
-	pcArgs := []string{"-log-level", "warn"}
+	// The delivery log must hold every delivery of the run (two events per
+	// inbound referral, a few per outbound one): the ack latency and the
+	// webhook → opportunity latency are read from it.
+	pcArgs := []string{"-log-level", "warn", "-webhook-log-entries", fmt.Sprint(max(10000, 4*(n+*nOut)))}
 	if *pcWorkers > 0 {
 		pcArgs = append(pcArgs, "-webhook-workers", fmt.Sprint(*pcWorkers))
 	}
@@ -259,8 +275,12 @@ func run(ctx context.Context, args []string) error {
 	if res.DurationS > 0 {
 		res.ThroughputPerS = round2(float64(synced) / res.DurationS)
 	}
-	res.E2EP50Ms = stack.Percentile(lat, 50).Milliseconds()
-	res.E2EP99Ms = stack.Percentile(lat, 99).Milliseconds()
+	res.ReferralToOpportunityP50Ms = stack.Percentile(lat, 50).Milliseconds()
+	res.ReferralToOpportunityP99Ms = stack.Percentile(lat, 99).Milliseconds()
+	fromWebhook := webhookToOpportunity(seeded, deliveries)
+	res.E2EP50Ms = stack.Percentile(fromWebhook, 50).Milliseconds()
+	res.E2EP99Ms = stack.Percentile(fromWebhook, 99).Milliseconds()
+	res.E2EMeasured = len(fromWebhook)
 	res.AckP50Ms, res.AckP99Ms = ackP50, ackP99
 	res.Stages, res.EventsPerReferral = stages(seeded, deliveries)
 	res.SFCallsPerReferral = round3(float64(sfAfter-sfBefore-sfOwn) / float64(n))
@@ -381,7 +401,8 @@ func print(r Result) {
 	}
 	fmt.Fprintf(tw, "throughput\t%.1f referrals/s (target rate %.0f/s)\n", r.ThroughputPerS, r.TargetRatePerS)
 	fmt.Fprintf(tw, "webhook ack p50 / p99\t%.2f / %.2f ms\n", r.AckP50Ms, r.AckP99Ms)
-	fmt.Fprintf(tw, "referral → opportunity p50 / p99\t%d / %d ms\n", r.E2EP50Ms, r.E2EP99Ms)
+	fmt.Fprintf(tw, "webhook → opportunity p50 / p99\t%d / %d ms (%d of %d referrals)\n", r.E2EP50Ms, r.E2EP99Ms, r.E2EMeasured, r.Synced)
+	fmt.Fprintf(tw, "referral → opportunity p50 / p99\t%d / %d ms (from the seller's create, with Partner Center's own time)\n", r.ReferralToOpportunityP50Ms, r.ReferralToOpportunityP99Ms)
 	fmt.Fprintf(tw, "Salesforce calls per referral\t%.3f\n", r.SFCallsPerReferral)
 	if r.Outbound > 0 {
 		fmt.Fprintf(tw, "outbound: opt-in → referral p50 / p99\t%d / %d ms (%d/%d created)\n", r.OutboundP50Ms, r.OutboundP99Ms, r.OutboundCreated, r.Outbound)
@@ -482,19 +503,45 @@ func ackLatency(log []delivery) (p50, p99 float64) {
 	return ms(stack.Percentile(ds, 50)), ms(stack.Percentile(ds, 99))
 }
 
-// stages splits each referral's latency along its referral-created
-// delivery (see Result.Stages) and counts deliveries per event name.
-func stages(seeded []*stack.Seeded, log []delivery) (map[string][2]float64, map[string]float64) {
+// createdDeliveries maps each referral id to the first logged delivery of
+// its referral-created event.
+func createdDeliveries(log []delivery) map[string]delivery {
 	created := map[string]delivery{}
-	events := map[string]float64{}
 	for _, d := range log {
-		events[d.EventName]++
 		if d.EventName != "referral-created" || len(d.Attempts) == 0 {
 			continue
 		}
 		if _, dup := created[d.referralID()]; !dup {
 			created[d.referralID()] = d
 		}
+	}
+	return created
+}
+
+// webhookToOpportunity returns, for each synced referral whose
+// referral-created delivery is in the log, the time from the delivery's
+// first attempt to the opportunity's CreatedDate.
+func webhookToOpportunity(seeded []*stack.Seeded, log []delivery) []time.Duration {
+	created := createdDeliveries(log)
+	var out []time.Duration
+	for _, r := range seeded {
+		if r == nil || r.OpportunityID == "" {
+			continue
+		}
+		if d, ok := created[r.ReferralID]; ok {
+			out = append(out, r.CreatedAt.Sub(d.Attempts[0].At))
+		}
+	}
+	return out
+}
+
+// stages splits each referral's latency along its referral-created
+// delivery (see Result.Stages) and counts deliveries per event name.
+func stages(seeded []*stack.Seeded, log []delivery) (map[string][2]float64, map[string]float64) {
+	created := createdDeliveries(log)
+	events := map[string]float64{}
+	for _, d := range log {
+		events[d.EventName]++
 	}
 	var n float64
 	sets := map[string][]time.Duration{}

@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.ClosedWriteStatus, "closed-write-status", d.ClosedWriteStatus, "HTTP status for writes to closed referrals (400 or 409)")
 	fs.DurationVar(&cfg.ExpireAfter, "expire-after", d.ExpireAfter, "expirationDateTime of inbound referrals, after creation")
 	fs.IntVar(&cfg.WebhookOptions.Workers, "webhook-workers", 16, "concurrent webhook deliveries (Partner Center delivers in parallel, without ordering)")
+	fs.IntVar(&cfg.WebhookOptions.MaxLogEntries, "webhook-log-entries", 10000, "settled deliveries the delivery log keeps (oldest evicted first); a benchmark raises it to cover its run")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cosell/cosell/e2e/stack"
+)
+
+// The emulator's delivery log as /webhooks/deliveries returns it: the
+// first attempt of each referral's referral-created delivery starts the
+// webhook → opportunity clock, even when a later attempt or a duplicate
+// delivery was the one acknowledged.
+func TestWebhookToOpportunity(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	at := func(ms int) string { return t0.Add(time.Duration(ms) * time.Millisecond).Format(time.RFC3339Nano) }
+	raw := fmt.Sprintf(`[
+	  {"eventName":"referral-created","resourceUri":"https://pc/engagements/referrals/A","createdAt":%q,
+	   "attempts":[{"at":%q,"statusCode":503,"durationMs":2},{"at":%q,"statusCode":200,"durationMs":3}]},
+	  {"eventName":"referral-created","resourceUri":"https://pc/engagements/referrals/A","createdAt":%q,
+	   "attempts":[{"at":%q,"statusCode":200,"durationMs":1}]},
+	  {"eventName":"related-referral-created","resourceUri":"https://pc/engagements/referrals/B","createdAt":%q,
+	   "attempts":[{"at":%q,"statusCode":200,"durationMs":1}]},
+	  {"eventName":"referral-created","resourceUri":"https://pc/engagements/referrals/C","createdAt":%q,
+	   "attempts":[{"at":%q,"statusCode":200,"durationMs":1}]}
+	]`, at(0), at(10), at(500), at(600), at(610), at(0), at(5), at(0), at(20))
+	var log []delivery
+	if err := json.Unmarshal([]byte(raw), &log); err != nil {
+		t.Fatal(err)
+	}
+	seeded := []*stack.Seeded{
+		{ReferralID: "A", OpportunityID: "006A", CreatedAt: t0.Add(700 * time.Millisecond)},
+		{ReferralID: "B", OpportunityID: "006B", CreatedAt: t0.Add(900 * time.Millisecond)}, // no referral-created delivery logged
+		{ReferralID: "C", CreatedAt: t0.Add(time.Second)},                                    // not synced
+		nil, // a create that failed
+	}
+	got := webhookToOpportunity(seeded, log)
+	if fmt.Sprint(got) != "[690ms]" {
+		t.Errorf("webhook → opportunity = %v, want [690ms]: A from its first attempt; B has no delivery, C no opportunity", got)
+	}
+}
