@@ -67,6 +67,13 @@ type Result struct {
 	// used meanwhile (the services' CPU is in CPUSeconds).
 	HostCPUBusyPercent float64 `json:"host_cpu_busy_percent"`
 	PostgresCPUSeconds float64 `json:"postgres_cpu_s"`
+	// CPUMsPerReferral splits the CPU used per inbound referral into what
+	// runs in production ("system": the services, nats-server and
+	// Postgres) and what only the benchmark runs ("emulators", standing in
+	// for Partner Center and Salesforce, and "load_generator", this
+	// process). The services' and emulators' figures are from process
+	// start; the rest from the first referral sent.
+	CPUMsPerReferral map[string]float64 `json:"cpu_ms_per_referral,omitempty"`
 	// PCEmulatorCrypto is the RSA the Partner Center emulator signs
 	// webhooks with: "openssl", "boringcrypto" or "go", the fastest that
 	// stack.Build could link here (see stack.EmulatorRSAChoices).
@@ -200,6 +207,7 @@ func run(ctx context.Context, args []string) error {
 	go func() { backlog <- sampleBacklog(sampleCtx, s, pc, time.Second) }()
 	hostBefore, _ := stack.ReadHostCPU()
 	pgBefore, _ := stack.CommandCPUSeconds("postgres")
+	selfBefore := ownCPUSeconds()
 	start := time.Now()
 	seeded, err := stack.SeedInbound(ctx, pc, "Bench", n, *parallel, time.Duration(float64(time.Second) / *rate))
 	if err != nil {
@@ -242,6 +250,7 @@ func run(ctx context.Context, args []string) error {
 			res.CPUSeconds[p.Name] = round2(cpu)
 		}
 	}
+	res.CPUMsPerReferral = cpuPerReferral(res.CPUSeconds, res.PostgresCPUSeconds, ownCPUSeconds()-selfBefore, n)
 	sfOwn := sf.Calls() - sfOwnBefore
 	sfAfter, err := sfCountedCalls(ctx, sf)
 	if err != nil {
@@ -438,8 +447,42 @@ func print(r Result) {
 	}
 	fmt.Fprintf(tw, "CPU postgres (server and backends, inbound run)\t%.1f s\n", r.PostgresCPUSeconds)
 	fmt.Fprintf(tw, "machine CPU busy (all cores, inbound run)\t%.0f %%\n", r.HostCPUBusyPercent)
+	if c := r.CPUMsPerReferral; c != nil {
+		fmt.Fprintf(tw, "CPU per referral: system / emulators / load generator\t%.2f / %.2f / %.2f ms\n", c["system"], c["emulators"], c["load_generator"])
+	}
 	fmt.Fprintf(tw, "Partner Center emulator RSA\t%s\n", r.PCEmulatorCrypto)
 	tw.Flush()
+}
+
+// cpuPerReferral divides the CPU seconds by n referrals, in ms: the
+// emulators' processes apart from the system's (services, nats-server,
+// Postgres), and the load generator's own.
+func cpuPerReferral(procs map[string]float64, postgres, self float64, n int) map[string]float64 {
+	if n <= 0 {
+		return nil
+	}
+	out := map[string]float64{"system": postgres, "emulators": 0, "load_generator": self}
+	for name, sec := range procs {
+		if strings.HasSuffix(name, "-emulator") {
+			out["emulators"] += sec
+		} else {
+			out["system"] += sec
+		}
+	}
+	for k, v := range out {
+		out[k] = round2(v * 1000 / float64(n))
+	}
+	return out
+}
+
+// ownCPUSeconds is the user and system CPU this process has used.
+func ownCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
 }
 
 // sfCountedCalls is the number of Salesforce API calls counted against the

@@ -33,11 +33,23 @@ func TestWebhookToOpportunity(t *testing.T) {
 	seeded := []*stack.Seeded{
 		{ReferralID: "A", OpportunityID: "006A", CreatedAt: t0.Add(700 * time.Millisecond)},
 		{ReferralID: "B", OpportunityID: "006B", CreatedAt: t0.Add(900 * time.Millisecond)}, // no referral-created delivery logged
-		{ReferralID: "C", CreatedAt: t0.Add(time.Second)},                                    // not synced
+		{ReferralID: "C", CreatedAt: t0.Add(time.Second)},                                   // not synced
 		nil, // a create that failed
 	}
 	got := webhookToOpportunity(seeded, log)
 	if fmt.Sprint(got) != "[690ms]" {
 		t.Errorf("webhook → opportunity = %v, want [690ms]: A from its first attempt; B has no delivery, C no opportunity", got)
+	}
+}
+
+func TestCPUPerReferral(t *testing.T) {
+	procs := map[string]float64{"ingress-1": 1, "mapper-1": 2, "nats-server": 0.5, "partnercenter-emulator": 3, "salesforce-emulator": 1}
+	got := cpuPerReferral(procs, 1.5, 0.25, 500)
+	want := map[string]float64{"system": 10, "emulators": 8, "load_generator": 0.5}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("cpuPerReferral = %v, want %v", got, want)
+	}
+	if cpuPerReferral(procs, 1, 1, 0) != nil {
+		t.Error("no referrals should give no figures")
 	}
 }
