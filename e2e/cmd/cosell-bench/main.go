@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -110,6 +111,7 @@ func run(ctx context.Context, args []string) error {
 	binDir := fs.String("bin", "bin", "where to build the binaries")
 	runDir := fs.String("run-dir", ".run/bench", "logs, keys and NATS data")
 	out := fs.String("out", "bench/out/latest.json", "where to write the JSON result")
+	latencies := fs.String("latencies", "", "also write each referral's timeline as CSV to this file (sent, first webhook attempt, acknowledged, opportunity created), to see where a tail comes from")
 	// The default is the target load; a higher -rate (e.g. 220)
 	// probes capacity: past it, queues and latency grow with the run.
 	rate := fs.Float64("rate", 200, "inbound referrals per second to drive")
@@ -287,6 +289,11 @@ func run(ctx context.Context, args []string) error {
 	res.ReferralToOpportunityP50Ms = stack.Percentile(lat, 50).Milliseconds()
 	res.ReferralToOpportunityP99Ms = stack.Percentile(lat, 99).Milliseconds()
 	fromWebhook := webhookToOpportunity(seeded, deliveries)
+	if *latencies != "" {
+		if err := writeTimelines(*latencies, seeded, deliveries); err != nil {
+			return err
+		}
+	}
 	res.E2EP50Ms = stack.Percentile(fromWebhook, 50).Milliseconds()
 	res.E2EP99Ms = stack.Percentile(fromWebhook, 99).Milliseconds()
 	res.E2EMeasured = len(fromWebhook)
@@ -576,6 +583,48 @@ func webhookToOpportunity(seeded []*stack.Seeded, log []delivery) []time.Duratio
 		}
 	}
 	return out
+}
+
+// writeTimelines writes one CSV row per seeded referral: when the seller's
+// create was sent, Partner Center's first attempt to deliver its
+// referral-created event and the answer to the attempt that succeeded,
+// and the opportunity's CreatedDate, each as ms since the first create;
+// empty where unknown.
+func writeTimelines(path string, seeded []*stack.Seeded, log []delivery) error {
+	created := createdDeliveries(log)
+	var t0 time.Time
+	for _, r := range seeded {
+		if r != nil && (t0.IsZero() || r.SentAt.Before(t0)) {
+			t0 = r.SentAt
+		}
+	}
+	ms := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return strconv.FormatFloat(float64(t.Sub(t0).Microseconds())/1000, 'f', 1, 64)
+	}
+	var b strings.Builder
+	b.WriteString("referral_id,sent_ms,webhook_ms,acked_ms,opportunity_ms\n")
+	for _, r := range seeded {
+		if r == nil {
+			continue
+		}
+		var first, acked time.Time
+		if d, ok := created[r.ReferralID]; ok {
+			first = d.Attempts[0].At
+			for _, a := range d.Attempts {
+				if a.StatusCode/100 == 2 {
+					acked = a.At.Add(time.Duration(a.DurationMS * float64(time.Millisecond)))
+				}
+			}
+		}
+		fmt.Fprintf(&b, "%s,%s,%s,%s,%s\n", r.ReferralID, ms(r.SentAt), ms(first), ms(acked), ms(r.CreatedAt))
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // stages splits each referral's latency along its referral-created

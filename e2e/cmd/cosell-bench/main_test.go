@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -51,5 +53,31 @@ func TestCPUPerReferral(t *testing.T) {
 	}
 	if cpuPerReferral(procs, 1, 1, 0) != nil {
 		t.Error("no referrals should give no figures")
+	}
+}
+
+func TestWriteTimelines(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	var log []delivery
+	if err := json.Unmarshal([]byte(`[{"eventName":"referral-created","resourceUri":"x/referrals/A",
+	  "attempts":[{"at":"2026-12-07T12:00:00.010Z","statusCode":503,"durationMs":2},{"at":"2026-12-07T12:00:00.500Z","statusCode":200,"durationMs":3.5}]}]`), &log); err != nil {
+		t.Fatal(err)
+	}
+	seeded := []*stack.Seeded{
+		{ReferralID: "A", SentAt: t0.Add(5 * time.Millisecond), OpportunityID: "006A", CreatedAt: t0.Add(700 * time.Millisecond)},
+		{ReferralID: "B", SentAt: t0},
+		nil,
+	}
+	path := filepath.Join(t.TempDir(), "out", "timelines.csv")
+	if err := writeTimelines(path, seeded, log); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "referral_id,sent_ms,webhook_ms,acked_ms,opportunity_ms\nA,5.0,10.0,503.5,700.0\nB,0.0,,,\n"
+	if string(got) != want {
+		t.Errorf("timelines:\n%s\nwant:\n%s", got, want)
 	}
 }
