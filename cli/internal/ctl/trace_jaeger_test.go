@@ -16,7 +16,9 @@ import (
 
 // buildJaeger builds the pinned Jaeger (tools/jaeger, outside go.work) into
 // dir, as `make jaeger` does. Only TestTraceAgainstJaeger pays for it; with
-// a warm build cache it takes seconds, cold a few minutes.
+// a warm build cache it takes seconds, cold about ten minutes on the 2-core
+// machine (a clean clone's first `bash .ci/run` there: 11m43s, this
+// package 617 s of it).
 func buildJaeger(t *testing.T, dir string) string {
 	t.Helper()
 	root, err := stack.RepoRoot()
