@@ -288,9 +288,10 @@ func run(ctx context.Context, args []string) error {
 	}
 	res.ReferralToOpportunityP50Ms = stack.Percentile(lat, 50).Milliseconds()
 	res.ReferralToOpportunityP99Ms = stack.Percentile(lat, 99).Milliseconds()
-	fromWebhook := webhookToOpportunity(seeded, deliveries)
+	created := createdDeliveries(deliveries)
+	fromWebhook := webhookToOpportunity(seeded, created)
 	if *latencies != "" {
-		if err := writeTimelines(*latencies, seeded, deliveries); err != nil {
+		if err := writeTimelines(*latencies, seeded, created); err != nil {
 			return err
 		}
 	}
@@ -298,7 +299,7 @@ func run(ctx context.Context, args []string) error {
 	res.E2EP99Ms = stack.Percentile(fromWebhook, 99).Milliseconds()
 	res.E2EMeasured = len(fromWebhook)
 	res.AckP50Ms, res.AckP99Ms = ackP50, ackP99
-	res.Stages, res.EventsPerReferral = stages(seeded, deliveries)
+	res.Stages, res.EventsPerReferral = stages(seeded, deliveries, created)
 	res.SFCallsPerReferral = round3(float64(sfAfter-sfBefore-sfOwn) / float64(n))
 	res.PCCallsPerReferral = round3(float64(pcAfter-pcBefore) / float64(n))
 
@@ -521,11 +522,18 @@ type delivery struct {
 	EventName   string    `json:"eventName"`
 	ResourceURI string    `json:"resourceUri"`
 	CreatedAt   time.Time `json:"createdAt"`
-	Attempts    []struct {
-		At         time.Time `json:"at"`
-		StatusCode int       `json:"statusCode"`
-		DurationMS float64   `json:"durationMs"`
-	} `json:"attempts"`
+	Attempts    []attempt `json:"attempts"`
+}
+
+type attempt struct {
+	At         time.Time `json:"at"`
+	StatusCode int       `json:"statusCode"`
+	DurationMS float64   `json:"durationMs"`
+}
+
+// answered is when the attempt's answer came back.
+func (a attempt) answered() time.Time {
+	return a.At.Add(time.Duration(a.DurationMS * float64(time.Millisecond)))
 }
 
 func (d delivery) referralID() string {
@@ -569,10 +577,9 @@ func createdDeliveries(log []delivery) map[string]delivery {
 }
 
 // webhookToOpportunity returns, for each synced referral whose
-// referral-created delivery is in the log, the time from the delivery's
-// first attempt to the opportunity's CreatedDate.
-func webhookToOpportunity(seeded []*stack.Seeded, log []delivery) []time.Duration {
-	created := createdDeliveries(log)
+// referral-created delivery is in created (see createdDeliveries), the
+// time from the delivery's first attempt to the opportunity's CreatedDate.
+func webhookToOpportunity(seeded []*stack.Seeded, created map[string]delivery) []time.Duration {
 	var out []time.Duration
 	for _, r := range seeded {
 		if r == nil || r.OpportunityID == "" {
@@ -590,8 +597,7 @@ func webhookToOpportunity(seeded []*stack.Seeded, log []delivery) []time.Duratio
 // referral-created event and the answer to the attempt that succeeded,
 // and the opportunity's CreatedDate, each as ms since the first create;
 // empty where unknown.
-func writeTimelines(path string, seeded []*stack.Seeded, log []delivery) error {
-	created := createdDeliveries(log)
+func writeTimelines(path string, seeded []*stack.Seeded, created map[string]delivery) error {
 	var t0 time.Time
 	for _, r := range seeded {
 		if r != nil && (t0.IsZero() || r.SentAt.Before(t0)) {
@@ -615,7 +621,7 @@ func writeTimelines(path string, seeded []*stack.Seeded, log []delivery) error {
 			first = d.Attempts[0].At
 			for _, a := range d.Attempts {
 				if a.StatusCode/100 == 2 {
-					acked = a.At.Add(time.Duration(a.DurationMS * float64(time.Millisecond)))
+					acked = a.answered()
 				}
 			}
 		}
@@ -628,9 +634,9 @@ func writeTimelines(path string, seeded []*stack.Seeded, log []delivery) error {
 }
 
 // stages splits each referral's latency along its referral-created
-// delivery (see Result.Stages) and counts deliveries per event name.
-func stages(seeded []*stack.Seeded, log []delivery) (map[string][2]float64, map[string]float64) {
-	created := createdDeliveries(log)
+// delivery in created (see Result.Stages) and counts the log's deliveries
+// per event name.
+func stages(seeded []*stack.Seeded, log []delivery, created map[string]delivery) (map[string][2]float64, map[string]float64) {
 	events := map[string]float64{}
 	for _, d := range log {
 		events[d.EventName]++
@@ -647,7 +653,7 @@ func stages(seeded []*stack.Seeded, log []delivery) (map[string][2]float64, map[
 			continue
 		}
 		a := d.Attempts[len(d.Attempts)-1]
-		acked := a.At.Add(time.Duration(a.DurationMS * float64(time.Millisecond)))
+		acked := a.answered()
 		sets["create"] = append(sets["create"], d.CreatedAt.Sub(r.SentAt))
 		sets["queue"] = append(sets["queue"], d.Attempts[0].At.Sub(d.CreatedAt))
 		sets["ack"] = append(sets["ack"], acked.Sub(a.At))

@@ -38,7 +38,7 @@ func TestWebhookToOpportunity(t *testing.T) {
 		{ReferralID: "C", CreatedAt: t0.Add(time.Second)},                                   // not synced
 		nil, // a create that failed
 	}
-	got := webhookToOpportunity(seeded, log)
+	got := webhookToOpportunity(seeded, createdDeliveries(log))
 	if fmt.Sprint(got) != "[690ms]" {
 		t.Errorf("webhook → opportunity = %v, want [690ms]: A from its first attempt; B has no delivery, C no opportunity", got)
 	}
@@ -69,7 +69,7 @@ func TestWriteTimelines(t *testing.T) {
 		nil,
 	}
 	path := filepath.Join(t.TempDir(), "out", "timelines.csv")
-	if err := writeTimelines(path, seeded, log); err != nil {
+	if err := writeTimelines(path, seeded, createdDeliveries(log)); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(path)
